@@ -1,0 +1,1 @@
+"""qgnb.data (see DESIGN layers)."""

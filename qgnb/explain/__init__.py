@@ -1,0 +1,1 @@
+"""qgnb.explain (see DESIGN layers)."""

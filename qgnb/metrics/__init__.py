@@ -1,0 +1,1 @@
+"""qgnb.metrics (see DESIGN layers)."""

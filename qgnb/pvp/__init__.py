@@ -1,0 +1,1 @@
+"""qgnb.pvp (see DESIGN layers)."""

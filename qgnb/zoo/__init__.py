@@ -1,0 +1,1 @@
+"""qgnb.zoo (see DESIGN layers)."""
