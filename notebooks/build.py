@@ -1,0 +1,222 @@
+"""Execute every notebook in this folder headless; write executed copies and offline HTML.
+
+``python notebooks/build.py --out build`` executes each ``notebooks/*.ipynb`` on a fresh
+``python3`` kernel (working directory ``notebooks/``, ``PLOTLY_RENDERER=notebook`` so that
+nbconvert's HTML keeps the figures, with plotly.js embedded: no network needed), writes
+``build/NAME.ipynb`` and ``build/NAME.html``, and ``build/index.html`` linking them together
+with each notebook's summary tables (the printed output of its cells tagged ``summary``).
+
+``python notebooks/build.py --inplace`` re-executes the committed notebooks in place with the
+default renderer instead (no random div ids in the stored outputs), which is how their outputs
+are refreshed for nbval.
+
+The build never fails for want of notebooks: with none, it writes an index that says so. A
+notebook that raises is still written (up to the failing cell) and the build exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from jinja2 import DictLoader
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent
+SUMMARY_TAG = "summary"
+KERNEL = "python3"
+# nbconvert's lab template loads require.js from a CDN; plotly's embedded bundle does not need
+# it, so this template drops it and the figures work with the network unplugged.
+OFFLINE_TEMPLATE = "qgnb_offline.html.j2"
+OFFLINE_TEMPLATE_SOURCE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+"""
+PLOTLY_CDN = re.compile(r"<script[^>]+src=[\"'][^\"']*cdn\.plot\.ly", re.IGNORECASE)
+
+
+@dataclass
+class Result:
+    """What happened to one notebook: its name, seconds taken, error text, summary tables."""
+
+    name: str
+    seconds: float
+    error: str | None = None
+    summaries: list[str] = field(default_factory=list)
+
+
+def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The notebooks to build, in name order (``01_...`` before ``02_...``).
+
+    >>> [p.suffix for p in notebooks()] == [".ipynb"] * len(notebooks())
+    True
+    """
+    return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def execute(path: Path, *, timeout: int) -> tuple[nbformat.NotebookNode, str | None]:
+    """Run ``path`` top to bottom on a fresh kernel in its own folder.
+
+    Returns the executed notebook and the error text of the first failing cell (or None).
+    Widget state is not stored: it only renders with a widget manager fetched from the net.
+    """
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL,
+        timeout=timeout,
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+        store_widget_state=False,
+    )
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        return nb, str(err)
+    return nb, None
+
+
+def summaries(nb: nbformat.NotebookNode) -> list[str]:
+    """The stdout text of every code cell tagged ``summary``, in order.
+
+    >>> cell = nbformat.v4.new_code_cell("print(1)", metadata={"tags": ["summary"]})
+    >>> cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\\n")]
+    >>> summaries(nbformat.v4.new_notebook(cells=[cell]))
+    ['1\\n']
+    """
+    texts = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or SUMMARY_TAG not in cell.metadata.get("tags", []):
+            continue
+        text = "".join(
+            out.get("text", "")
+            for out in cell.get("outputs", [])
+            if out.output_type == "stream" and out.name == "stdout"
+        )
+        if text:
+            texts.append(text)
+    return texts
+
+
+def to_html(nb: nbformat.NotebookNode, name: str) -> str:
+    """Standalone HTML for an executed notebook; raises if it would fetch plotly.js online."""
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[DictLoader({OFFLINE_TEMPLATE: OFFLINE_TEMPLATE_SOURCE})],
+        template_file=OFFLINE_TEMPLATE,
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
+    if PLOTLY_CDN.search(body):
+        raise RuntimeError(f"{name}.html loads plotly.js from cdn.plot.ly; it must be embedded")
+    return body
+
+
+def index_html(results: list[Result]) -> str:
+    """The index page: one entry per notebook with its status, links and summary tables.
+
+    >>> "no notebooks" in index_html([])
+    True
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>qgnb notebooks</title>',
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "pre{background:#f6f6f6;padding:.6em;overflow-x:auto}.failed{color:#b00}</style>",
+        "</head><body><h1>qgnb notebooks</h1>",
+    ]
+    if not results:
+        parts.append("<p>There are no notebooks in <code>notebooks/</code> yet.</p>")
+    for res in results:
+        name = html.escape(res.name)
+        status = (
+            '<span class="failed">failed</span>'
+            if res.error
+            else f"executed in {res.seconds:.0f} s"
+        )
+        parts.append(
+            f'<h2><a href="{name}.html">{name}</a></h2>'
+            f'<p>{status} · <a href="{name}.ipynb">executed notebook</a></p>'
+        )
+        if res.error:
+            parts.append(f'<pre class="failed">{html.escape(res.error[-3000:])}</pre>')
+        parts.extend(f"<pre>{html.escape(text)}</pre>" for text in res.summaries)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def build(paths: list[Path], out: Path, *, timeout: int) -> list[Result]:
+    """Execute ``paths`` into ``out`` (ipynb + HTML) and write ``out/index.html``."""
+    out.mkdir(parents=True, exist_ok=True)
+    # Only the build copies use the notebook renderer: it embeds plotly.js (offline HTML)
+    # but gives every figure a random div id, which must stay out of the committed outputs.
+    os.environ["PLOTLY_RENDERER"] = "notebook"
+    results = []
+    for path in paths:
+        print(f"executing {path.name} ...", flush=True)
+        start = time.perf_counter()
+        nb, error = execute(path, timeout=timeout)
+        res = Result(path.stem, time.perf_counter() - start, error, summaries(nb))
+        nbformat.write(nb, out / path.name)
+        try:
+            (out / f"{path.stem}.html").write_text(to_html(nb, path.stem), encoding="utf-8")
+        except RuntimeError as err:
+            res.error = str(err)
+        print(f"  {'FAILED' if res.error else 'ok'} in {res.seconds:.0f} s", flush=True)
+        results.append(res)
+    (out / "index.html").write_text(index_html(results), encoding="utf-8")
+    print(f"wrote {out / 'index.html'} ({len(results)} notebooks)")
+    return results
+
+
+def refresh_inplace(paths: list[Path], *, timeout: int) -> list[Result]:
+    """Re-execute ``paths`` in place, with the default plotly renderer."""
+    os.environ.pop("PLOTLY_RENDERER", None)
+    results = []
+    for path in paths:
+        print(f"executing {path.name} in place ...", flush=True)
+        start = time.perf_counter()
+        nb, error = execute(path, timeout=timeout)
+        res = Result(path.stem, time.perf_counter() - start, error)
+        if error is None:
+            nbformat.write(nb, path)
+        print(f"  {'FAILED (file left unchanged)' if error else 'ok'} in {res.seconds:.0f} s")
+        results.append(res)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--out", type=Path, default=Path("build"), help="build folder")
+    mode.add_argument(
+        "--inplace", action="store_true", help="re-execute the committed notebooks in place"
+    )
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="notebooks to run (default: notebooks/*.ipynb)"
+    )
+    parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
+    args = parser.parse_args(argv)
+    paths = [p.resolve() for p in args.notebooks] or notebooks()
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"notebook(s) not found: {', '.join(missing)}")
+    if args.inplace:
+        results = refresh_inplace(paths, timeout=args.timeout)
+    else:
+        results = build(paths, args.out, timeout=args.timeout)
+    failed = [r for r in results if r.error]
+    for res in failed:
+        print(f"{res.name} failed:\n{res.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
