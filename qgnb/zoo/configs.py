@@ -1,0 +1,145 @@
+"""The zoo's model specifications: architecture and training recipe of each shipped model.
+
+One `ZooSpec` per model name. The architectures are `transformers` configs built from a few
+numbers (`build_config`); the recipes are step counts per stage (`train.py` runs them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import BlipConfig, CLIPConfig
+
+IMAGE_SIZE = 64
+PATCH_SIZE = 8
+MAX_PHRASE_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Width and depth of a small BLIP or CLIP built from a config (no pretrained weights)."""
+
+    family: str  # "blip" or "clip"
+    hidden: int
+    vision_layers: int
+    text_layers: int
+    heads: int
+    embed_dim: int  # joint image-text space of the contrastive heads
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training stages, in order: ``(stage, steps)`` with stage in {"itc", "itm", "amc"}.
+
+    ``itc``: image-text contrastive only; ``itm``: contrastive + matching with hard negatives;
+    ``amc``: matching + contrastive + the attention mask consistency loss.
+    """
+
+    stages: tuple[tuple[str, int], ...]
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+    warmup_steps: int = 100
+    train_scenes: int = 20000
+    seed: int = 0
+    init_from: str | None = None  # start from this zoo model's checkpoint
+    amc_margin: float = 0.5
+    amc_share_weight: float = 1.0
+    amc_weight: float = 1.0
+    gradcam_layer: int = -1
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """A shipped model: its name, architecture and training recipe."""
+
+    name: str
+    architecture: Architecture
+    recipe: Recipe
+    notes: str = ""
+
+    @property
+    def total_steps(self) -> int:
+        return sum(steps for _, steps in self.recipe.stages)
+
+
+_BASE = Architecture(family="blip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64)
+_LARGE = Architecture(
+    family="blip", hidden=128, vision_layers=4, text_layers=3, heads=4, embed_dim=96
+)
+_CLIP = Architecture(family="clip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64)
+
+SPECS: dict[str, ZooSpec] = {
+    spec.name: spec
+    for spec in (
+        ZooSpec(
+            "shapes-clip",
+            _CLIP,
+            Recipe(stages=(("itc", 1500),)),
+            notes="CLIPModel, image-text contrastive only; maps by gScoreCAM.",
+        ),
+        ZooSpec(
+            "shapes-blip-base",
+            _BASE,
+            Recipe(stages=(("itc", 600), ("itm", 2400))),
+            notes="BlipForImageTextRetrieval, ITC warm-up then ITC + ITM with hard negatives.",
+        ),
+        ZooSpec(
+            "shapes-blip-amc",
+            _BASE,
+            Recipe(stages=(("amc", 600),), learning_rate=2e-4, warmup_steps=50,
+                   init_from="shapes-blip-base", seed=1),
+            notes="shapes-blip-base fine-tuned with ITM + ITC + the AMC loss (Yang et al. 2023).",
+        ),
+        ZooSpec(
+            "shapes-blip-large",
+            _LARGE,
+            Recipe(stages=(("itc", 800), ("itm", 3200))),
+            notes="Wider and deeper than shapes-blip-base, trained longer the same way.",
+        ),
+    )
+}
+
+
+def spec(name: str) -> ZooSpec:
+    """The specification of a zoo model; unknown names raise ValueError listing the known ones.
+
+    >>> spec("shapes-blip-base").architecture.hidden
+    96
+    """
+    if name not in SPECS:
+        raise ValueError(f"unknown zoo model {name!r}; known models: {', '.join(SPECS)}")
+    return SPECS[name]
+
+
+def build_config(architecture: Architecture, vocab_size: int, pad_token_id: int,
+                 cls_token_id: int, sep_token_id: int) -> BlipConfig | CLIPConfig:
+    """A `transformers` config for a small BLIP or CLIP on 64x64 images with patch 8.
+
+    >>> from qgnb.zoo.configs import SPECS
+    >>> build_config(SPECS["shapes-clip"].architecture, 20, 0, 2, 3).vision_config.patch_size
+    8
+    """
+    a = architecture
+    vision = dict(hidden_size=a.hidden, intermediate_size=4 * a.hidden,
+                  num_hidden_layers=a.vision_layers, num_attention_heads=a.heads,
+                  image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, initializer_range=0.02)
+    text = dict(vocab_size=vocab_size, hidden_size=a.hidden, intermediate_size=4 * a.hidden,
+                num_hidden_layers=a.text_layers, num_attention_heads=a.heads,
+                max_position_embeddings=MAX_PHRASE_TOKENS, pad_token_id=pad_token_id)
+    if a.family == "blip":
+        # initializer_range=0.02: BLIP's default 1e-10 leaves the vision tower blind (PROBES.md).
+        return BlipConfig(
+            vision_config=vision,
+            text_config=dict(text, encoder_hidden_size=a.hidden, bos_token_id=cls_token_id,
+                             sep_token_id=sep_token_id, eos_token_id=sep_token_id),
+            image_text_hidden_size=a.embed_dim,
+        )
+    if a.family == "clip":
+        # eos_token_id=[SEP]: CLIP pools the text at the first eos token of each phrase.
+        return CLIPConfig(
+            vision_config=dict(vision, projection_dim=a.embed_dim),
+            text_config=dict(text, projection_dim=a.embed_dim, bos_token_id=cls_token_id,
+                             eos_token_id=sep_token_id),
+            projection_dim=a.embed_dim,
+        )
+    raise ValueError(f"unknown architecture family {a.family!r}; expected 'blip' or 'clip'")
