@@ -1,0 +1,348 @@
+"""Plotly figures for the notebooks: a map over its image, interval bars, scatter with fit, gallery.
+
+Every figure uses the package's pixel convention: pixel (row ``i``, column ``j``) covers
+``[j, j+1] x [i, i+1]``, so its centre is drawn at ``(j + 0.5, i + 0.5)`` and a box
+``[x1, y1, x2, y2]`` is drawn at exactly those coordinates. Maps are shown after the metrics'
+preparation (``relu``, then divided by the maximum), so the colour scale is always [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from scipy import stats
+
+from qgnb.metrics import find_peaks
+
+BOX_COLOR = "#39ff14"
+TOP_PEAK_COLOR = "white"
+OTHER_PEAK_COLOR = "#bbbbbb"
+COLORSCALE = "Jet"
+
+
+def as_numpy(array) -> np.ndarray:
+    """A NumPy copy of a NumPy array, torch tensor, PIL image or nested list.
+
+    >>> as_numpy([[1, 2]]).shape
+    (1, 2)
+    """
+    if hasattr(array, "detach"):
+        array = array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def prepare(heatmap) -> np.ndarray:
+    """The map as the metrics see it: ``relu``, then divided by its maximum (zeros if flat).
+
+    >>> prepare([[-1.0, 1.0], [2.0, 4.0]]).tolist()
+    [[0.0, 0.25], [0.5, 1.0]]
+    """
+    a = np.maximum(as_numpy(heatmap).astype(np.float64), 0.0)
+    peak = a.max() if a.size else 0.0
+    return a / peak if peak > 0 else np.zeros_like(a)
+
+
+def box_outline(boxes: Sequence[Sequence[float]]) -> tuple[list, list]:
+    """x and y lists that draw each ``xyxy`` box as a closed outline (``None`` between boxes).
+
+    >>> box_outline([[1, 2, 5, 6]])
+    ([1.0, 5.0, 5.0, 1.0, 1.0, None], [2.0, 2.0, 6.0, 6.0, 2.0, None])
+    """
+    xs: list = []
+    ys: list = []
+    for k, box in enumerate(boxes):
+        if len(box) != 4:
+            raise ValueError(f"box {k} {list(box)} must have 4 numbers (xyxy)")
+        x1, y1, x2, y2 = (float(v) for v in box)
+        xs += [x1, x2, x2, x1, x1, None]
+        ys += [y1, y1, y2, y2, y1, None]
+    return xs, ys
+
+
+def _check_shapes(image: np.ndarray, heatmap: np.ndarray, where: str) -> None:
+    if heatmap.ndim != 2:
+        raise ValueError(f"{where}: heatmap must be 2-D (H, W), got shape {heatmap.shape}")
+    if image.shape[:2] != heatmap.shape:
+        raise ValueError(
+            f"{where}: image is {image.shape[0]}x{image.shape[1]} but the heatmap is "
+            f"{heatmap.shape[0]}x{heatmap.shape[1]}; upsample the map to the image first"
+        )
+
+
+def _panel_traces(
+    image: np.ndarray, heatmap: np.ndarray, boxes, *, opacity: float, first: bool
+) -> list[go.BaseTraceType]:
+    h, w = heatmap.shape
+    box_x, box_y = box_outline(boxes)
+    return [
+        go.Image(z=image, x0=0.5, y0=0.5, name="image", hoverinfo="skip"),
+        go.Heatmap(
+            z=prepare(heatmap),
+            x=np.arange(w) + 0.5,
+            y=np.arange(h) + 0.5,
+            coloraxis="coloraxis",
+            opacity=opacity,
+            name="map",
+            hovertemplate="x=%{x}<br>y=%{y}<br>map=%{z:.3f}<extra></extra>",
+        ),
+        go.Scatter(
+            x=box_x,
+            y=box_y,
+            mode="lines",
+            line={"color": BOX_COLOR, "width": 2},
+            name="ground-truth box",
+            legendgroup="box",
+            showlegend=first,
+            hoverinfo="skip",
+        ),
+    ]
+
+
+def map_figure(
+    image,
+    heatmap,
+    boxes: Sequence[Sequence[float]],
+    *,
+    nms_window: int | None = None,
+    levels: int | None = 256,
+    threshold: float | None = None,
+    title: str = "Map over the image",
+    opacity: float = 0.55,
+) -> go.Figure:
+    """The map over its image, with the ground-truth boxes and the map's peaks.
+
+    Peaks come from :func:`qgnb.metrics.find_peaks` with the same ``nms_window`` and
+    ``levels`` as the metrics: the top peaks (those PG uncertainty looks at) are stars, the
+    other surviving peaks (above zero) open circles. With ``threshold`` the outline of ``A >= threshold``
+    (the region the hard IoU and Dice use) is drawn too.
+
+    >>> import numpy as np
+    >>> a = np.zeros((8, 8)); a[2, 5] = 1.0
+    >>> fig = map_figure(np.zeros((8, 8, 3), np.uint8), a, [[4, 1, 7, 4]])
+    >>> [t.name for t in fig.data]
+    ['image', 'map', 'ground-truth box', 'top peak']
+    >>> fig.data[3].x.tolist(), fig.data[3].y.tolist()
+    ([5.5], [2.5])
+    """
+    img = as_numpy(image)
+    amap = as_numpy(heatmap).astype(np.float64)
+    _check_shapes(img, amap, "map_figure")
+    h, w = amap.shape
+    fig = go.Figure(_panel_traces(img, amap, boxes, opacity=opacity, first=True))
+    peaks, is_top = find_peaks(amap, nms_window=nms_window, levels=levels)
+    peaks, is_top = as_numpy(peaks).reshape(-1, 2), as_numpy(is_top).astype(bool)
+    # NMS keeps the first pixel of a zero plateau (the background) too; nobody points there.
+    keep = prepare(amap)[peaks[:, 0], peaks[:, 1]] > 0
+    peaks, is_top = peaks[keep], is_top[keep]
+    for name, keep, symbol, color, size in (
+        ("top peak", is_top, "star", TOP_PEAK_COLOR, 15),
+        ("other peak", ~is_top, "circle-open", OTHER_PEAK_COLOR, 10),
+    ):
+        if keep.any():
+            fig.add_trace(
+                go.Scatter(
+                    x=peaks[keep, 1] + 0.5,
+                    y=peaks[keep, 0] + 0.5,
+                    mode="markers",
+                    marker={"symbol": symbol, "size": size, "color": color,
+                            "line": {"color": "black", "width": 1}},
+                    name=name,
+                    hovertemplate="peak at x=%{x}, y=%{y}<extra>" + name + "</extra>",
+                )
+            )
+    if threshold is not None:
+        fig.add_trace(
+            go.Contour(
+                z=prepare(amap),
+                x=np.arange(w) + 0.5,
+                y=np.arange(h) + 0.5,
+                contours={"start": threshold, "end": threshold, "size": 1, "coloring": "none"},
+                line={"color": "white", "width": 2, "dash": "dot"},
+                showscale=False,
+                name=f"A ≥ {threshold:g}",
+                showlegend=True,
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        title={"text": title},
+        coloraxis={"colorscale": COLORSCALE, "cmin": 0.0, "cmax": 1.0,
+                   "colorbar": {"title": {"text": "map<br>(relu, /max)"}}},
+        legend={"orientation": "h", "y": -0.15},
+        width=520,
+        height=560,
+        margin={"l": 50, "r": 20, "t": 60, "b": 40},
+    )
+    _pixel_axes(fig, w, h)
+    return fig
+
+
+def _pixel_axes(fig: go.Figure, w: int, h: int, row: int | None = None, col: int | None = None):
+    fig.update_xaxes(title_text="x (pixels)", range=[0, w], constrain="domain", row=row, col=col)
+    fig.update_yaxes(
+        title_text="y (pixels)", range=[h, 0], scaleanchor="x" if row is None else None,
+        constrain="domain", row=row, col=col,
+    )
+
+
+def gallery(
+    images: Sequence,
+    heatmaps: Sequence,
+    boxes: Sequence[Sequence[Sequence[float]]],
+    titles: Sequence[str],
+    *,
+    cols: int = 4,
+    title: str = "Gallery",
+    opacity: float = 0.55,
+) -> go.Figure:
+    """A grid of maps over their images with their boxes; one panel per sample.
+
+    Panel ``k`` holds three traces (image, map, box outline) on subplot axes ``k + 1``; a
+    white cross marks the map's maximum (the pointing game's point).
+
+    >>> import numpy as np
+    >>> img, a = np.zeros((4, 4, 3), np.uint8), np.eye(4)
+    >>> fig = gallery([img, img], [a, a], [[[0, 0, 2, 2]], [[2, 2, 4, 4]]], ["hit", "miss"])
+    >>> len(fig.data), [ann.text for ann in fig.layout.annotations]
+    (8, ['hit', 'miss'])
+    """
+    n = len(images)
+    if not (len(heatmaps) == len(boxes) == len(titles) == n):
+        raise ValueError(
+            f"gallery: got {n} images, {len(heatmaps)} heatmaps, {len(boxes)} box lists and "
+            f"{len(titles)} titles; they must match"
+        )
+    if n == 0:
+        raise ValueError("gallery: no panels to draw")
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(titles),
+        horizontal_spacing=0.03, vertical_spacing=0.08,
+    )
+    for k in range(n):
+        img, amap = as_numpy(images[k]), as_numpy(heatmaps[k]).astype(np.float64)
+        _check_shapes(img, amap, f"gallery panel {k} ({titles[k]!r})")
+        row, col = k // cols + 1, k % cols + 1
+        for trace in _panel_traces(img, amap, boxes[k], opacity=opacity, first=k == 0):
+            fig.add_trace(trace, row=row, col=col)
+        r, c = np.unravel_index(int(np.argmax(amap)), amap.shape)
+        fig.add_trace(
+            go.Scatter(
+                x=[c + 0.5], y=[r + 0.5], mode="markers",
+                marker={"symbol": "x", "size": 9, "color": "white",
+                        "line": {"color": "black", "width": 1}},
+                name="map maximum (PG point)", legendgroup="max", showlegend=k == 0,
+            ),
+            row=row, col=col,
+        )
+        h, w = amap.shape
+        fig.update_xaxes(range=[0, w], showticklabels=False, row=row, col=col)
+        fig.update_yaxes(range=[h, 0], showticklabels=False, row=row, col=col)
+    fig.update_layout(
+        title={"text": title},
+        coloraxis={"colorscale": COLORSCALE, "cmin": 0.0, "cmax": 1.0,
+                   "colorbar": {"title": {"text": "map"}}},
+        legend={"orientation": "h", "y": -0.05},
+        width=220 * cols + 120,
+        height=230 * rows + 120,
+    )
+    return fig
+
+
+def interval_bars(
+    stats_table: pd.DataFrame,
+    *,
+    x: str,
+    color: str | None = None,
+    value: str = "mean",
+    low: str = "low",
+    high: str = "high",
+    title: str = "",
+    y_title: str = "",
+) -> go.Figure:
+    """Bars of ``value`` with error bars from ``low`` to ``high`` (e.g. bootstrap intervals).
+
+    One bar per row; rows with the same ``color`` value form one legend entry.
+
+    >>> df = pd.DataFrame({"model": ["a", "b"], "mean": [0.5, 0.7],
+    ...                    "low": [0.4, 0.6], "high": [0.55, 0.9]})
+    >>> fig = interval_bars(df, x="model", title="t", y_title="IoU")
+    >>> fig.data[0].error_y.array.tolist(), fig.data[0].error_y.arrayminus.tolist()
+    ([0.05, 0.2], [0.1, 0.1])
+    """
+    missing = [c for c in (x, value, low, high, color) if c is not None and c not in stats_table]
+    if missing:
+        raise ValueError(
+            f"interval_bars: columns {missing} not in the table (has {list(stats_table.columns)})"
+        )
+    groups = stats_table.groupby(color, sort=False) if color else [(None, stats_table)]
+    fig = go.Figure()
+    for name, part in groups:
+        fig.add_trace(
+            go.Bar(
+                x=part[x].astype(str),
+                y=part[value],
+                name=str(name) if name is not None else value,
+                showlegend=name is not None,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (part[high] - part[value]).round(12).to_numpy(),
+                    "arrayminus": (part[value] - part[low]).round(12).to_numpy(),
+                },
+            )
+        )
+    fig.update_layout(
+        title={"text": title},
+        xaxis_title=x,
+        yaxis_title=y_title or value,
+        barmode="group",
+        legend_title_text=color or "",
+    )
+    return fig
+
+
+def scatter_with_fit(
+    x: Sequence[float],
+    y: Sequence[float],
+    labels: Sequence[str],
+    *,
+    x_title: str,
+    y_title: str,
+    title: str,
+) -> go.Figure:
+    """Labelled points and their least-squares line (``scipy.stats.linregress``), r in the legend.
+
+    >>> fig = scatter_with_fit([0, 1, 2], [1, 3, 5], ["a", "b", "c"],
+    ...                        x_title="x", y_title="y", title="t")
+    >>> fig.data[1].name, fig.data[1].y.tolist()
+    ('fit: y = 2.000 x + 1.000 (r = 1.000)', [1.0, 5.0])
+    """
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not (len(xs) == len(ys) == len(labels)):
+        raise ValueError(f"scatter_with_fit: {len(xs)} x, {len(ys)} y, {len(labels)} labels")
+    if len(xs) < 2:
+        raise ValueError(f"scatter_with_fit: a line needs at least 2 points, got {len(xs)}")
+    fit = stats.linregress(xs, ys)
+    line_x = np.array([xs.min(), xs.max()])
+    fig = go.Figure(
+        [
+            go.Scatter(x=xs, y=ys, mode="markers+text", text=list(labels),
+                       textposition="top center", name="data", marker={"size": 10}),
+            go.Scatter(
+                x=line_x,
+                y=fit.intercept + fit.slope * line_x,
+                mode="lines",
+                line={"dash": "dash"},
+                name=f"fit: y = {fit.slope:.3f} x + {fit.intercept:.3f} (r = {fit.rvalue:.3f})",
+            ),
+        ]
+    )
+    fig.update_layout(title={"text": title}, xaxis_title=x_title, yaxis_title=y_title)
+    return fig
