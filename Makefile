@@ -27,7 +27,7 @@ run: install
 	$(PY) notebooks/build.py --out build
 
 lint: install
-	$(VENV)/bin/ruff check qgnb tests benchmarks notebooks/build.py notebooks/conftest.py
+	$(VENV)/bin/ruff check .
 
 unit: install
 	$(PY) -m pytest tests
