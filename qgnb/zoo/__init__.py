@@ -1,1 +1,33 @@
-"""qgnb.zoo (see DESIGN layers)."""
+"""qgnb.zoo: small models trained on the synthetic benchmark, shipped as checkpoints.
+
+``load(name)`` returns a ready explainer, ``load_model(name)`` the model and its processor,
+``card(name)`` what the model was trained on and its held-out scores. ``MODEL_NAMES`` lists
+the models; ``python -m qgnb.zoo.train NAME`` retrains one, ``python -m qgnb.zoo.cards``
+re-evaluates them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qgnb.zoo.cards import card, grounding_table
+from qgnb.zoo.configs import SPECS, spec
+from qgnb.zoo.explainers import explainer_for
+from qgnb.zoo.models import checkpoint_dir, load_model
+
+MODEL_NAMES = tuple(SPECS)
+
+
+def load(name: str, device: str | torch.device | None = "cpu"):
+    """A ready explainer (``explainer(images, phrases) -> maps``) around zoo model ``name``.
+
+    >>> from qgnb.data import shapes
+    >>> sample = shapes("id", 1)[0]
+    >>> load("shapes-blip-base")([sample.image], [sample.phrase]).shape  # doctest: +SKIP
+    torch.Size([1, 64, 64])
+    """
+    return explainer_for(name, *load_model(name), device=device)
+
+
+__all__ = ["MODEL_NAMES", "SPECS", "card", "checkpoint_dir", "grounding_table", "load",
+           "load_model", "spec"]

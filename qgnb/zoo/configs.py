@@ -13,6 +13,10 @@ from transformers import BlipConfig, CLIPConfig
 IMAGE_SIZE = 64
 PATCH_SIZE = 8
 MAX_PHRASE_TOKENS = 16
+# The BLIP models' GradCAM: the last text cross-attention layer, all token rows (the ALBEF/AMC
+# recipe; in the last layer only the [CLS] row gets gradient). AMC trains this very map.
+GRADCAM_LAYER = -1
+GRADCAM_TOKENS = "all"
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,6 @@ class Recipe:
     amc_margin: float = 0.5
     amc_share_weight: float = 1.0
     amc_weight: float = 1.0
-    gradcam_layer: int = -1
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,15 @@ class ZooSpec:
         return sum(steps for _, steps in self.recipe.stages)
 
 
-_BASE = Architecture(family="blip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64)
+_BASE = Architecture(
+    family="blip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64
+)
 _LARGE = Architecture(
     family="blip", hidden=128, vision_layers=4, text_layers=3, heads=4, embed_dim=96
 )
-_CLIP = Architecture(family="clip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64)
+_CLIP = Architecture(
+    family="clip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64
+)
 
 SPECS: dict[str, ZooSpec] = {
     spec.name: spec
@@ -74,7 +81,7 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-clip",
             _CLIP,
-            Recipe(stages=(("itc", 1500),)),
+            Recipe(stages=(("itc", 3000),)),
             notes="CLIPModel, image-text contrastive only; maps by gScoreCAM.",
         ),
         ZooSpec(

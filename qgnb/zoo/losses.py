@@ -94,8 +94,8 @@ def amc_loss(maps: torch.Tensor, masks: torch.Tensor, margin: float = 0.5,
     >>> amc_loss(a, m, margin=0.5).item()
     0.25
     """
-    per_sample = amc_margin_loss(maps, masks, margin) + share_weight * inside_share_loss(maps, masks)
-    return per_sample.mean()
+    margin_term = amc_margin_loss(maps, masks, margin)
+    return (margin_term + share_weight * inside_share_loss(maps, masks)).mean()
 
 
 def _check(maps: torch.Tensor, masks: torch.Tensor) -> None:

@@ -14,7 +14,7 @@ from transformers import (
     CLIPProcessor,
 )
 
-from qgnb.zoo.configs import IMAGE_SIZE, SPECS, ZooSpec, build_config, spec
+from qgnb.zoo.configs import IMAGE_SIZE, ZooSpec, build_config, spec
 from qgnb.zoo.tokenizer import shapes_tokenizer
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -49,7 +49,7 @@ def new_processor(family: str) -> BlipProcessor | CLIPProcessor:
 def new_model(zoo_spec: ZooSpec, seed: int = 0):
     """A freshly initialised model and its processor for ``zoo_spec`` (seeded).
 
-    >>> model, processor = new_model(SPECS["shapes-blip-base"])
+    >>> model, processor = new_model(spec("shapes-blip-base"))
     >>> type(model).__name__
     'BlipForImageTextRetrieval'
     """

@@ -1,0 +1,234 @@
+"""Train a zoo model from its fixed seed: ``python -m qgnb.zoo.train NAME``.
+
+Stages (see `qgnb.zoo.configs.Recipe`): ``itc`` (contrastive warm-up; identical phrases are
+positives), ``itm`` (contrastive + image-text matching, one negative phrase per scene: a hard
+negative that changes one attribute or the relation, sometimes another scene's phrase), and
+``amc`` (matching + contrastive + attention mask consistency on the GradCAM map that the
+zoo's explainer draws). The model, optimizer and log are saved every ``SAVE_EVERY`` steps
+under ``runs/zoo/NAME/``; a rerun resumes from there. The finished checkpoint, its training
+log (CSV) and ``training.json`` go to ``qgnb/zoo/checkpoints/NAME/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from qgnb.explain.base import upsample_to_images
+from qgnb.explain.cross_attention import cross_attention_gradcam
+from qgnb.zoo.batches import Batch, ScenePool, draw_batch, scene_pool
+from qgnb.zoo.configs import GRADCAM_LAYER, GRADCAM_TOKENS, ZooSpec, spec
+from qgnb.zoo.losses import amc_loss, itc_loss, itm_loss
+from qgnb.zoo.models import checkpoint_dir, load_model, new_model, save_checkpoint
+
+SAVE_EVERY = 200
+LOG_EVERY = 25
+TEMPERATURE = 0.07
+RUNS = Path("runs") / "zoo"
+LOG_COLUMNS = ("step", "stage", "learning_rate", "itc", "itm", "amc", "itm_accuracy", "seconds")
+
+
+def learning_rate(zoo_spec: ZooSpec, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak at the last step.
+
+    >>> round(learning_rate(spec("shapes-clip"), 0), 8)
+    5e-06
+    """
+    recipe = zoo_spec.recipe
+    if step < recipe.warmup_steps:
+        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, zoo_spec.total_steps - recipe.warmup_steps)
+    return recipe.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def stage_at(zoo_spec: ZooSpec, step: int) -> str:
+    """The stage that step ``step`` belongs to.
+
+    >>> stage_at(spec("shapes-blip-base"), 0)
+    'itc'
+    """
+    end = 0
+    for stage, steps in zoo_spec.recipe.stages:
+        end += steps
+        if step < end:
+            return stage
+    raise ValueError(f"step {step} is past the last step {end - 1} of {zoo_spec.name}")
+
+
+def _tokens(processor, phrases: list[str]) -> dict[str, torch.Tensor]:
+    encoded = processor.tokenizer(phrases, padding=True, truncation=True, return_tensors="pt")
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def _blip_losses(model, processor, batch: Batch, stage: str, zoo_spec: ZooSpec) -> dict:
+    pixel_values = processor.image_processor(batch.images, return_tensors="pt")["pixel_values"]
+    positives = _tokens(processor, batch.phrases)
+    image_embeds = model.vision_model(pixel_values=pixel_values).last_hidden_state
+    text_embeds = model.text_encoder(**positives).last_hidden_state
+    image_features = F.normalize(model.vision_proj(image_embeds[:, 0]), dim=-1)
+    text_features = F.normalize(model.text_proj(text_embeds[:, 0]), dim=-1)
+    losses = {"itc": itc_loss(image_features, text_features, batch.same_text(), TEMPERATURE)}
+    if stage == "itc":
+        return losses
+    pairs = _tokens(processor, batch.phrases + batch.negatives)
+    both = torch.cat([image_embeds, image_embeds])
+    hidden = model.text_encoder(**pairs, encoder_hidden_states=both,
+                                encoder_attention_mask=torch.ones(both.shape[:2],
+                                                                  dtype=torch.long))
+    logits = model.itm_head(hidden.last_hidden_state[:, 0])
+    matches = torch.arange(len(logits)) < len(batch.phrases)
+    losses["itm"] = itm_loss(logits, matches)
+    losses["itm_accuracy"] = ((logits[:, 1] > logits[:, 0]) == matches).float().mean()
+    if stage == "amc":
+        recipe = zoo_spec.recipe
+        grids = cross_attention_gradcam(model, pixel_values, positives["input_ids"],
+                                        positives["attention_mask"], layer=GRADCAM_LAYER,
+                                        tokens=GRADCAM_TOKENS, create_graph=True)
+        maps = upsample_to_images(grids, [tuple(batch.masks.shape[1:])] * len(grids))
+        losses["amc"] = recipe.amc_weight * amc_loss(maps, batch.masks, recipe.amc_margin,
+                                                     recipe.amc_share_weight)
+    return losses
+
+
+def _clip_losses(model, processor, batch: Batch) -> dict:
+    pixel_values = processor.image_processor(batch.images, return_tensors="pt")["pixel_values"]
+    texts = _tokens(processor, batch.phrases + batch.negatives)
+    image_features = F.normalize(model.get_image_features(pixel_values=pixel_values)
+                                 .pooler_output, dim=-1)
+    text_features = F.normalize(model.get_text_features(**texts).pooler_output, dim=-1)
+    size = len(batch.phrases)
+    positives, negatives = text_features[:size], text_features[size:]
+    losses = {"itc": itc_loss(image_features, positives, batch.same_text(), TEMPERATURE)}
+    # Each image also against its own hard negative: the phrase one change away.
+    pair_logits = torch.stack([(image_features * positives).sum(1),
+                               (image_features * negatives).sum(1)], dim=1) / TEMPERATURE
+    matches = torch.zeros(size, dtype=torch.long)
+    losses["itm"] = F.cross_entropy(pair_logits, matches)
+    losses["itm_accuracy"] = (pair_logits[:, 0] > pair_logits[:, 1]).float().mean()
+    return losses
+
+
+def _initial_model(zoo_spec: ZooSpec):
+    if zoo_spec.recipe.init_from is not None:
+        return load_model(zoo_spec.recipe.init_from)
+    return new_model(zoo_spec, seed=zoo_spec.recipe.seed)
+
+
+def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
+    """Train zoo model ``name`` by its recipe, resuming from ``runs/zoo/NAME`` unless ``fresh``.
+
+    Returns the checkpoint directory it wrote.
+
+    >>> train("shapes-clip")  # doctest: +SKIP
+    """
+    torch.set_num_threads(1)
+    zoo_spec = spec(name)
+    recipe = zoo_spec.recipe
+    model, processor = _initial_model(zoo_spec)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=0.01)
+    state_file = runs / name / "resume.pt"
+    start, log, elapsed = 0, [], 0.0
+    if state_file.is_file() and not fresh:
+        state = torch.load(state_file, weights_only=False)
+        if state["spec"] != asdict(zoo_spec):
+            raise ValueError(f"{state_file} was saved for another recipe; rerun with --fresh")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, log, elapsed = state["step"], state["log"], state["seconds"]
+    pool = scene_pool("train", recipe.train_scenes, recipe.seed)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    began = time.perf_counter() - elapsed
+    progress = tqdm(range(start, zoo_spec.total_steps), desc=name, initial=start,
+                    total=zoo_spec.total_steps)
+    for step in progress:
+        stage = stage_at(zoo_spec, step)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(zoo_spec, step)
+        batch = draw_batch(pool, recipe.batch_size, recipe.seed, step)
+        if zoo_spec.architecture.family == "clip":
+            losses = _clip_losses(model, processor, batch)
+        else:
+            losses = _blip_losses(model, processor, batch, stage, zoo_spec)
+        total = sum(v for k, v in losses.items() if k != "itm_accuracy")
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + float(value.detach())
+            counts[key] = counts.get(key, 0) + 1
+        if (step + 1) % LOG_EVERY == 0:
+            row = {"step": step + 1, "stage": stage, "learning_rate": learning_rate(zoo_spec, step),
+                   "seconds": round(time.perf_counter() - began, 1)}
+            row.update({k: sums[k] / counts[k] if k in sums else float("nan")
+                        for k in ("itc", "itm", "amc", "itm_accuracy")})
+            log.append(row)
+            sums, counts = {}, {}
+            progress.set_postfix({k: f"{row[k]:.3f}" for k in ("itc", "itm", "amc",
+                                                                  "itm_accuracy")
+                                  if not math.isnan(row[k])})
+        if (step + 1) % SAVE_EVERY == 0 or step + 1 == zoo_spec.total_steps:
+            _save_state(state_file, zoo_spec, model, optimizer, step + 1, log,
+                        time.perf_counter() - began)
+    seconds = time.perf_counter() - began
+    return _write_checkpoint(zoo_spec, model, processor, pool, log, seconds)
+
+
+def _save_state(state_file: Path, zoo_spec: ZooSpec, model, optimizer, step: int, log: list,
+                seconds: float) -> None:
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = state_file.with_suffix(".partial")
+    torch.save({"spec": asdict(zoo_spec), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "step": step, "log": log,
+                "seconds": seconds}, partial)
+    partial.replace(state_file)  # atomic: a kill during the write keeps the previous state
+
+
+def _write_checkpoint(zoo_spec: ZooSpec, model, processor, pool: ScenePool, log: list,
+                      seconds: float) -> Path:
+    directory = checkpoint_dir(zoo_spec.name)
+    model.eval()
+    save_checkpoint(model, processor, directory)
+    with open(directory / "training_log.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        for row in log:
+            writer.writerow({k: (round(v, 5) if isinstance(v, float) else v)
+                             for k, v in row.items()})
+    training = {
+        "name": zoo_spec.name,
+        "family": zoo_spec.architecture.family,
+        "notes": zoo_spec.notes,
+        "data": {"split": "train", "n": len(pool), "seed": zoo_spec.recipe.seed},
+        "architecture": asdict(zoo_spec.architecture),
+        "recipe": asdict(zoo_spec.recipe),
+        "steps": zoo_spec.total_steps,
+        "wall_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    (directory / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+    return directory
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m qgnb.zoo.train NAME [--fresh]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="zoo model name, e.g. shapes-blip-base")
+    parser.add_argument("--fresh", action="store_true", help="ignore a saved partial run")
+    args = parser.parse_args(argv)
+    print(train(args.name, fresh=args.fresh))
+
+
+if __name__ == "__main__":
+    main()
