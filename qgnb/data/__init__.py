@@ -4,6 +4,9 @@ The synthetic benchmark (:func:`shapes`) works on any machine; the loaders read 
 evaluation sets in their usual on-disk formats.
 """
 
+from qgnb.data.flickr30k import load_flickr30k_entities
+from qgnb.data.records import Record, RecordDataset
+from qgnb.data.refcoco import load_refcoco
 from qgnb.data.sample import Sample
 from qgnb.data.shapes import (
     COLOURS,
@@ -12,9 +15,9 @@ from qgnb.data.shapes import (
     OOD_BACKGROUNDS,
     RELATIONS,
     SHAPE_NAMES,
+    SHAPES_SPLITS,
     SHAPES_VOCABULARY,
     SIZES,
-    SPLITS,
     ShapesDataset,
     describe,
     hard_negatives,
@@ -22,6 +25,8 @@ from qgnb.data.shapes import (
     referents,
     shapes,
 )
+from qgnb.data.spatialsense import load_spatialsense
+from qgnb.data.summary import summary
 
 __all__ = [
     "COLOURS",
@@ -32,12 +37,18 @@ __all__ = [
     "SHAPES_VOCABULARY",
     "SHAPE_NAMES",
     "SIZES",
-    "SPLITS",
+    "SHAPES_SPLITS",
+    "Record",
+    "RecordDataset",
     "Sample",
     "ShapesDataset",
     "describe",
     "hard_negatives",
+    "load_flickr30k_entities",
+    "load_refcoco",
+    "load_spatialsense",
     "make_shapes_sample",
     "referents",
     "shapes",
+    "summary",
 ]

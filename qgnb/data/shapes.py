@@ -28,7 +28,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPE_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
 SIZES: tuple[str, ...] = ("small", "large")
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
-SPLITS: tuple[str, ...] = ("train", "id", "ood")
+SHAPES_SPLITS: tuple[str, ...] = ("train", "id", "ood")
 # Colour-shape pairs that never appear in "train" or "id" (as target, distractor or anchor);
 # every "ood" target is one of them. One pair per shape, each with a different colour.
 HELD_OUT_PAIRS: frozenset[tuple[str, str]] = frozenset(
@@ -406,6 +406,7 @@ def make_shapes_sample(split: str, seed: int, index: int, size: int = 64) -> Sam
         "relation": relation,
         "attributes": list(attributes),
         "anchor_attributes": list(anchor_attributes),
+        "dataset": "shapes",
         "split": split,
         "background": style,
         "noise": amplitude,
@@ -418,7 +419,7 @@ def make_shapes_sample(split: str, seed: int, index: int, size: int = 64) -> Sam
 
 def _check_arguments(split: str, seed: int, size: int) -> None:
     if split not in _SPLIT_CODES:
-        raise ValueError(f"shapes: unknown split {split!r}; expected one of {SPLITS}")
+        raise ValueError(f"shapes: unknown split {split!r}; expected one of {SHAPES_SPLITS}")
     if seed < 0:
         raise ValueError(f"shapes: seed must be >= 0, got {seed}")
     if size < _MIN_SIZE:

@@ -1,0 +1,164 @@
+"""Flickr30k Entities: ``Annotations/*.xml`` boxes and ``Sentences/*.txt`` phrase chains."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qgnb.data.records import Record, RecordDataset, checked_boxes, require_file
+
+SPLITS = ("train", "val", "test")
+SKIP_REASONS = ("notvisual", "scene", "nobndbox", "unannotated")
+# One annotated phrase: "[/EN#18/people/other A man]" (chain id, types, words).
+_PHRASE = re.compile(r"\[/EN#(\d+)((?:/[^\s/\]]+)+) ([^\]]+)\]")
+
+
+@dataclass
+class _Boxes:
+    """The boxes of one image's XML, per entity chain id, and its scene/nobndbox flags."""
+
+    size: tuple[int, int]
+    boxes: dict[str, list[list[float]]] = field(default_factory=dict)
+    scene: set[str] = field(default_factory=set)
+    nobndbox: set[str] = field(default_factory=set)
+
+
+def _flag(element: ElementTree.Element, tag: str, source: str) -> bool:
+    text = element.findtext(tag)
+    if text is None:
+        return False
+    try:
+        return int(text) > 0
+    except ValueError:
+        raise ValueError(f"{source}: <{tag}> is {text!r}, expected an integer") from None
+
+
+def _read_boxes(path: Path) -> _Boxes:
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise ValueError(f"{path}: not valid XML ({error})") from error
+    try:
+        size = (int(root.findtext("size/width")), int(root.findtext("size/height")))
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: missing or malformed <size> width/height") from None
+    parsed = _Boxes(size)
+    for k, obj in enumerate(root.iter("object")):
+        names = [name.text.strip() for name in obj.findall("name") if name.text]
+        source = f"{path}: object {k} (entity {', '.join(names) or '?'})"
+        if not names:
+            raise ValueError(f"{source}: has no <name>")
+        box = obj.find("bndbox")
+        if box is None:
+            for name in names:
+                if _flag(obj, "scene", source):
+                    parsed.scene.add(name)
+                if _flag(obj, "nobndbox", source):
+                    parsed.nobndbox.add(name)
+            continue
+        try:
+            xmin, ymin, xmax, ymax = (
+                int(box.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")
+            )
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}: <bndbox> needs integer xmin, ymin, xmax, ymax") from None
+        # 1-based inclusive pixel indices -> continuous xyxy.
+        (checked,) = checked_boxes([[xmin - 1, ymin - 1, xmax, ymax]], size, source)
+        for name in names:
+            parsed.boxes.setdefault(name, []).append(checked)
+    return parsed
+
+
+def _phrases(line: str, source: str) -> tuple[str, list[tuple[str, list[str], str, int]]]:
+    """The plain sentence, and (chain id, types, phrase, first word index) per phrase."""
+    found = list(_PHRASE.finditer(line))
+    if len(found) != line.count("[/EN#"):
+        raise ValueError(f"{source}: malformed phrase annotation in {line.strip()!r}")
+    words: list[str] = []
+    phrases = []
+    last = 0
+    for match in found:
+        words += line[last : match.start()].split()
+        chain, types, text = match.group(1), match.group(2).strip("/").split("/"), match.group(3)
+        phrases.append((chain, types, text.strip(), len(words)))
+        words += text.split()
+        last = match.end()
+    words += line[last:].split()
+    return " ".join(words), phrases
+
+
+def load_flickr30k_entities(root: str | Path, split: str = "test") -> RecordDataset:
+    """Load a Flickr30k Entities split: one sample per phrase occurrence that has a box.
+
+    ``root`` holds ``<split>.txt`` (one image id per line), ``Annotations/<id>.xml``,
+    ``Sentences/<id>.txt`` and ``flickr30k-images/<id>.jpg``. An XML ``bndbox``'s ``xmin ymin
+    xmax ymax`` are 1-based inclusive pixel indices, so the box is ``[xmin-1, ymin-1, xmax,
+    ymax]``. A phrase ``[/EN#<chain>/<types> words]`` keeps every box of its chain (an XML
+    object may name several chains). Phrases of chain 0 (``notvisual``), of chains marked
+    only ``scene`` or only ``nobndbox``, and of chains with no XML object at all are skipped
+    and counted in ``dataset.skipped`` under ``"notvisual"``, ``"scene"``, ``"nobndbox"`` and
+    ``"unannotated"``. ``meta`` carries the plain ``sentence``, the phrase's
+    ``first_word_index`` in it, ``entity_id`` and ``phrase_types``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the
+    record for an unknown split, malformed XML or sentence, or a box outside its image.
+
+    Example:
+        >>> data = load_flickr30k_entities("/data/flickr30k_entities")  # doctest: +SKIP
+        >>> len(data), data.skipped["notvisual"]  # doctest: +SKIP
+        (14481, ...)
+    """
+    if split not in SPLITS:
+        raise ValueError(f"load_flickr30k_entities: unknown split {split!r}; expected {SPLITS}")
+    root = Path(root)
+    id_list = require_file(root / f"{split}.txt", f"Flickr30k Entities {split} id list")
+    image_ids = [line.strip() for line in id_list.read_text().splitlines() if line.strip()]
+    records: list[Record] = []
+    skipped: Counter[str] = Counter({reason: 0 for reason in SKIP_REASONS})
+    for image_id in image_ids:
+        xml_path = require_file(root / "Annotations" / f"{image_id}.xml", "annotation")
+        text_path = require_file(root / "Sentences" / f"{image_id}.txt", "sentences")
+        image_path = require_file(root / "flickr30k-images" / f"{image_id}.jpg", "image")
+        annotation = _read_boxes(xml_path)
+        lines = [line for line in text_path.read_text(encoding="utf-8").splitlines() if line]
+        for s, line in enumerate(lines):
+            sentence, phrases = _phrases(line, f"{text_path}: line {s + 1}")
+            for p, (chain, types, phrase, first_word) in enumerate(phrases):
+                if chain == "0":
+                    skipped["notvisual"] += 1
+                    continue
+                if chain not in annotation.boxes:
+                    reason = (
+                        "scene"
+                        if chain in annotation.scene
+                        else "nobndbox"
+                        if chain in annotation.nobndbox
+                        else "unannotated"
+                    )
+                    skipped[reason] += 1
+                    continue
+                meta = {
+                    "dataset": "flickr30k_entities",
+                    "split": split,
+                    "image_id": image_id,
+                    "image_size": annotation.size,
+                    "sentence": sentence,
+                    "first_word_index": first_word,
+                    "entity_id": chain,
+                    "phrase_types": types,
+                }
+                records.append(
+                    Record(
+                        f"flickr30k_entities/{image_id}/{s}/{p}",
+                        image_path,
+                        phrase,
+                        annotation.boxes[chain],
+                        annotation.size,
+                        f"{text_path}: line {s + 1} phrase {p} (entity {chain})",
+                        meta,
+                    )
+                )
+    return RecordDataset(records, dict(skipped))
