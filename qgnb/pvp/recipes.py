@@ -1,0 +1,74 @@
+"""How each shipped PVP checkpoint is trained: one `Recipe` per name, stages chained by ``init``.
+
+Stages (why): the language model is built from a config, so it knows no language at first. A
+"connector only" regime on top of an untrained language model would measure nothing, so stage 1
+(``pvp-stage1``) trains connector + language model on PVP with the vision encoder frozen. The
+three regimes then continue from that same checkpoint for the same number of steps, differing
+only in what they train. Downstream, segmentation is learnt (connector + language model, encoder
+frozen in both) from the frozen-encoder PVP model and from the adapted-encoder PVP model, so the
+only difference between the two is what PVP did to the encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qgnb.pvp.regimes import REGIMES
+
+TASKS = ("pvp", "segmentation")
+VISION = "zoo:shapes-clip"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training run: task, regime, steps and the checkpoint it starts from."""
+
+    task: str
+    regime: str
+    steps: int
+    init: str | None = None  # start from this PVP checkpoint; None: fresh connector and LM
+    vision: str = VISION  # vision tower source when init is None (see model.vision_tower)
+    grid: int = 16
+    images_per_step: int = 8
+    queries_per_image: int = 32
+    learning_rate: float = 1e-3
+    warmup_steps: int = 50
+    train_images: int = 2000
+    lm_hidden: int = 128
+    lm_layers: int = 2
+    lm_heads: int = 4
+    eval_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"recipe task {self.task!r} is not one of {TASKS}")
+        if self.regime not in REGIMES:
+            raise ValueError(f"recipe regime {self.regime!r} is not one of {list(REGIMES)}")
+
+
+PVP_REGIMES = {
+    "connector": "pvp-connector",
+    "connector+lm": "pvp-connector-lm",
+    "connector+lm+vision": "pvp-connector-lm-vision",
+}
+RECIPES: dict[str, Recipe] = {
+    "pvp-stage1": Recipe("pvp", "connector+lm", steps=600),
+    **{name: Recipe("pvp", regime, steps=600, init="pvp-stage1", seed=1)
+       for regime, name in PVP_REGIMES.items()},
+    "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=400,
+                                 init="pvp-connector-lm", seed=2),
+    "seg-pvp-encoder": Recipe("segmentation", "connector+lm", steps=400,
+                              init="pvp-connector-lm-vision", seed=2),
+}
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe of a shipped checkpoint; unknown names raise ValueError listing the known.
+
+    >>> recipe("pvp-connector").init
+    'pvp-stage1'
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown PVP checkpoint {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name]
