@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -123,3 +124,28 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+def load_pretrained(loader: Any, name_or_path: str | Path, what: str, example: str) -> Any:
+    """``loader.from_pretrained(name_or_path, local_files_only=True)``, or a FileNotFoundError
+    that says where it looked (the folder, the Hugging Face cache) and how to get the files.
+
+    >>> from transformers import AutoConfig
+    >>> load_pretrained(AutoConfig, "/no/such/blip", "BLIP model", "Salesforce/blip-itm-base-coco")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: BLIP model '/no/such/blip' not found ...
+    """
+    try:
+        return loader.from_pretrained(str(name_or_path), local_files_only=True)
+    except (OSError, ValueError) as error:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        folder = Path(name_or_path).expanduser().resolve()
+        raise FileNotFoundError(
+            f"{what} {str(name_or_path)!r} not found (qgnb never downloads): looked in the folder "
+            f"{folder} ({'exists' if folder.exists() else 'missing'}) and in the Hugging Face "
+            f"cache {HF_HUB_CACHE}. To get it, on a machine with network run `huggingface-cli "
+            f"download {example}` (the repository id you need) and copy the cache folder, or "
+            f"pass a folder written by save_pretrained. ({type(error).__name__}: {error})"
+        ) from error

@@ -34,11 +34,12 @@ from qgnb.explain.base import (
     choose_device,
     eval_mode,
     image_sizes,
+    load_pretrained,
     upsample_to_images,
 )
-from qgnb.explain.blip import load_pretrained
 
 METHODS = ("gscorecam", "gradcam")
+HUB_EXAMPLE = "openai/clip-vit-base-patch16"
 
 
 class ImageTextSimilarity:
@@ -180,8 +181,8 @@ class ClipExplainer:
         ...
         FileNotFoundError: CLIP model 'openai/no-such-clip' not found ...
         """
-        model = load_pretrained(CLIPModel, name_or_path, "CLIP model")
-        processor = load_pretrained(CLIPProcessor, name_or_path, "CLIP processor")
+        model = load_pretrained(CLIPModel, name_or_path, "CLIP model", HUB_EXAMPLE)
+        processor = load_pretrained(CLIPProcessor, name_or_path, "CLIP processor", HUB_EXAMPLE)
         return cls(model, processor, method=method, topk=topk, layer=layer, device=device,
                    name=str(name_or_path))
 

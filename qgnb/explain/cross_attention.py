@@ -22,15 +22,24 @@ module whose forward output holds the probabilities) and how to get the ITM logi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
-from qgnb.explain.base import square_grid
+from qgnb.explain.base import (
+    Maps,
+    check_pairs,
+    choose_device,
+    eval_mode,
+    image_sizes,
+    square_grid,
+    upsample_to_images,
+)
 
 TOKEN_CHOICES = ("all", "words", "cls")
 
@@ -43,7 +52,8 @@ def _second_item(output: Any) -> torch.Tensor:
 class CrossAttentionRoute:
     """How the core reaches a model's cross-attention probabilities and its ITM logits.
 
-    - ``layers(model)``: the sequence of cross-attention modules, indexed by ``layer``.
+    - ``layers(model)``: the sequence of cross-attention modules, indexed by ``layer``
+      (``None`` for a layer without cross-attention, such as ALBEF's text-only layers).
     - ``itm_logits(model, pixel_values, input_ids, attention_mask)``: ``(N, 2)`` logits,
       class 1 = "the phrase matches the image".
     - ``probabilities(output)``: the ``(N, heads, tokens, 1 + patches)`` attention
@@ -87,8 +97,12 @@ def resolve_layer(route: CrossAttentionRoute, model: nn.Module, layer: int) -> n
     if not -len(layers) <= layer < len(layers):
         raise ValueError(
             f"cross-attention layer {layer} does not exist: the model has {len(layers)} "
-            f"cross-attention layers (valid: {-len(layers)} .. {len(layers) - 1})"
+            f"text layers (valid: {-len(layers)} .. {len(layers) - 1})"
         )
+    if layers[layer] is None:
+        with_cross = [k for k, module in enumerate(layers) if module is not None]
+        raise ValueError(f"text layer {layer} has no cross-attention; layers with it: "
+                         f"{with_cross}")
     return layers[layer]
 
 
@@ -207,3 +221,71 @@ def cross_attention_gradcam(
     per_patch = torch.einsum("nl,nlp->np", weights.to(per_token.dtype), per_token)
     grid = square_grid(per_patch)
     return grid if create_graph else grid.detach()
+
+
+Preprocess = Callable[[list[Image.Image], list[str]], Mapping[str, torch.Tensor]]
+
+
+class CrossAttentionExplainer:
+    """Explainer for any model with text-to-image cross-attention layers and an ITM head.
+
+    ``preprocess(images, phrases)`` gives ``pixel_values``, ``input_ids`` and a right-padded
+    ``attention_mask``; ``route`` tells `cross_attention_gradcam` where the layers and the ITM
+    logits are. ``explainer(images, phrases)`` runs the core in eval mode (restoring the
+    model's mode after) and upsamples each patch-grid map bicubically to its image's size.
+    `BlipExplainer` and `AlbefExplainer` are this class with their own preprocessing and route.
+
+    >>> from transformers import BlipConfig, BlipForImageTextRetrieval
+    >>> cfg = BlipConfig(text_config={"num_hidden_layers": 1, "hidden_size": 32,
+    ...     "num_attention_heads": 2, "intermediate_size": 64},
+    ...     vision_config={"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
+    ...     "intermediate_size": 64, "image_size": 32, "patch_size": 8})
+    >>> def preprocess(images, phrases):
+    ...     return {"pixel_values": torch.zeros(len(images), 3, 32, 32),
+    ...             "input_ids": torch.tensor([[101, 7, 102]] * len(images)),
+    ...             "attention_mask": torch.ones(len(images), 3, dtype=torch.long)}
+    >>> explainer = CrossAttentionExplainer(BlipForImageTextRetrieval(cfg), preprocess,
+    ...     route=BLIP_ROUTE, layer=0, device="cpu")
+    >>> explainer([Image.new("RGB", (20, 10))], ["a cat"]).shape
+    torch.Size([1, 10, 20])
+    """
+
+    def __init__(self, model: nn.Module, preprocess: Preprocess, *, route: CrossAttentionRoute,
+                 layer: int, tokens: str = "all", device: str | torch.device | None = None,
+                 name: str | None = None) -> None:
+        resolve_layer(route, model, layer)
+        token_weights(torch.ones(1, 3, dtype=torch.long), tokens)  # checks the choice now
+        self.model = model
+        self.preprocess = preprocess
+        self.route = route
+        self.layer = layer
+        self.tokens = tokens
+        config = getattr(model, "config", None)
+        self.name = name or getattr(config, "name_or_path", "") or type(model).__name__
+        self.to(device)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What determines the maps (the map store refuses to mix different configs)."""
+        return {"explainer": type(self).__name__, "model": self.name, "layer": self.layer,
+                "tokens": self.tokens}
+
+    def to(self, device: str | torch.device | None) -> CrossAttentionExplainer:
+        """Move the model to ``device`` (``None``: CUDA when available); returns ``self``."""
+        self.device = choose_device(device)
+        self.model.to(self.device)
+        return self
+
+    def __call__(self, images: Sequence[Image.Image], phrases: Sequence[str]) -> Maps:
+        check_pairs(images, phrases)
+        batch = {key: value.to(self.device)
+                 for key, value in self.preprocess(list(images), list(phrases)).items()}
+        with eval_mode(self.model):
+            grids = cross_attention_gradcam(
+                self.model, batch["pixel_values"], batch["input_ids"], batch["attention_mask"],
+                layer=self.layer, tokens=self.tokens, route=self.route)
+        return upsample_to_images(grids, image_sizes(images))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.name!r}, layer={self.layer}, "
+                f"tokens={self.tokens!r})")
