@@ -51,7 +51,7 @@ def root(tmp_path):
 
 
 def test_one_sample_per_boxed_phrase_with_all_chain_boxes(root):
-    data = load_flickr30k_entities(root, "test")
+    data = load_flickr30k_entities(root, "test", progress=False)
     assert [s.phrase for s in data] == ["Two men", "a sign", "The red sign", "A kite"]
     assert data[0].boxes == [[0.0, 1.0, 10.0, 20.0], [20.0, 0.0, 30.0, 40.0]]
     assert data[1].boxes == data[2].boxes == [[40.0, 10.0, 50.0, 15.0]]

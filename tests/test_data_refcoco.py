@@ -56,8 +56,20 @@ def root(tmp_path):
             {"id": 2, "width": 20, "height": 24, "file_name": "COCO_train2014_000000000002.jpg"},
         ],
         "annotations": [
-            {"id": 100, "image_id": 1, "bbox": [2.5, 3.0, 10.0, 5.0], "category_id": 1},
-            {"id": 101, "image_id": 2, "bbox": [0.0, 0.0, 20.0, 24.4], "category_id": 3},
+            {
+                "id": 100,
+                "image_id": 1,
+                "bbox": [2.5, 3.0, 10.0, 5.0],
+                "segmentation": [[3, 3, 12, 3, 12, 8, 3, 8]],
+                "category_id": 1,
+            },
+            {
+                "id": 101,
+                "image_id": 2,
+                "bbox": [0.0, 0.0, 20.0, 24.4],
+                "segmentation": {"counts": "abc", "size": [24, 20]},
+                "category_id": 3,
+            },
         ],
         "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
     }
@@ -84,12 +96,16 @@ def test_testA_gives_one_sample_per_sentence_with_xyxy_box_and_rgb_image(root):
     assert first.image.mode == "RGB" and first.image.size == (40, 30)
     assert first.id == "refcoco+/testA/10/1000"
     assert first.meta["ref_id"] == 10 and first.meta["image_id"] == 1
-    assert first.meta["split"] == "testA" and first.mask is None
+    assert first.meta["split"] == "testA"
+    # The polygon [3, 12] x [3, 8] holds the centres of columns 3-11 and rows 3-7.
+    rows, cols = first.mask.any(axis=1).nonzero()[0], first.mask.any(axis=0).nonzero()[0]
+    assert first.mask.sum() == 9 * 5 and (rows[0], rows[-1], cols[0], cols[-1]) == (3, 7, 3, 11)
 
 
 def test_testB_reads_train2014_folder_and_clips_a_rounding_overshoot(root):
     (sample,) = load_refcoco(root, "refcoco+", "testB")
     assert sample.phrase == "red car" and sample.boxes == [[0.0, 0.0, 20.0, 24.0]]
+    assert sample.mask is None  # run-length encoded segmentation: no mask
     red, green, blue = sample.image.getpixel((3, 3))  # JPEG: near, not exactly, pure red
     assert red > 240 and green < 16 and blue < 16
 
@@ -117,6 +133,14 @@ def test_box_outside_the_image_names_file_and_annotation(root):
     instances["annotations"][0]["bbox"] = [30.0, 0.0, 20.0, 10.0]
     (root / "refcoco+" / "instances.json").write_text(json.dumps(instances))
     with pytest.raises(ValueError, match=r"instances.json: annotation 100 \(ref_id 10\).*outside"):
+        load_refcoco(root)
+
+
+def test_malformed_polygon_names_file_and_annotation(root):
+    instances = json.loads((root / "refcoco+" / "instances.json").read_text())
+    instances["annotations"][0]["segmentation"] = [[1, 2, 3, 4]]
+    (root / "refcoco+" / "instances.json").write_text(json.dumps(instances))
+    with pytest.raises(ValueError, match=r"annotation 100 \(ref_id 10\): polygon \[1, 2, 3, 4\]"):
         load_refcoco(root)
 
 

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from qgnb.data.records import Record, RecordDataset, checked_boxes, require_file
 
 SPLITS = ("train", "val", "test")
@@ -90,7 +92,9 @@ def _phrases(line: str, source: str) -> tuple[str, list[tuple[str, list[str], st
     return " ".join(words), phrases
 
 
-def load_flickr30k_entities(root: str | Path, split: str = "test") -> RecordDataset:
+def load_flickr30k_entities(
+    root: str | Path, split: str = "test", progress: bool = True
+) -> RecordDataset:
     """Load a Flickr30k Entities split: one sample per phrase occurrence that has a box.
 
     ``root`` holds ``<split>.txt`` (one image id per line), ``Annotations/<id>.xml``,
@@ -101,7 +105,8 @@ def load_flickr30k_entities(root: str | Path, split: str = "test") -> RecordData
     only ``scene`` or only ``nobndbox``, and of chains with no XML object at all are skipped
     and counted in ``dataset.skipped`` under ``"notvisual"``, ``"scene"``, ``"nobndbox"`` and
     ``"unannotated"``. ``meta`` carries the plain ``sentence``, the phrase's
-    ``first_word_index`` in it, ``entity_id`` and ``phrase_types``.
+    ``first_word_index`` in it, ``entity_id`` and ``phrase_types``. ``progress`` shows a
+    progress bar over the split's images.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the
     record for an unknown split, malformed XML or sentence, or a box outside its image.
@@ -118,7 +123,7 @@ def load_flickr30k_entities(root: str | Path, split: str = "test") -> RecordData
     image_ids = [line.strip() for line in id_list.read_text().splitlines() if line.strip()]
     records: list[Record] = []
     skipped: Counter[str] = Counter({reason: 0 for reason in SKIP_REASONS})
-    for image_id in image_ids:
+    for image_id in tqdm(image_ids, desc=f"Flickr30k Entities {split}", disable=not progress):
         xml_path = require_file(root / "Annotations" / f"{image_id}.xml", "annotation")
         text_path = require_file(root / "Sentences" / f"{image_id}.txt", "sentences")
         image_path = require_file(root / "flickr30k-images" / f"{image_id}.jpg", "image")

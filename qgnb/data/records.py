@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
+import numpy as np
 from PIL import Image
+from skimage.draw import polygon2mask
 
 from qgnb.data.sample import Sample
 
@@ -25,6 +27,9 @@ EDGE_TOLERANCE = 1.0
 @dataclass(frozen=True)
 class Record:
     """One annotated phrase; ``source`` says which file and record it came from (for errors).
+
+    ``polygons`` (``[x1, y1, x2, y2, ...]`` outlines in pixel units, as in COCO), when given,
+    become the sample's mask.
 
     Example:
         >>> r = Record("x/1", Path("im.jpg"), "a dog", [[0.0, 0.0, 4.0, 4.0]], (8, 8), "a.json: 1")
@@ -39,6 +44,45 @@ class Record:
     image_size: tuple[int, int]
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    polygons: list[list[float]] | None = None
+
+
+def polygon_mask(polygons: Sequence[Sequence[float]], image_size: tuple[int, int]) -> np.ndarray:
+    """Boolean ``height x width`` mask of the pixels whose centres lie inside any polygon.
+
+    Each polygon is ``[x1, y1, x2, y2, ...]`` in continuous pixel units (COCO's
+    ``segmentation``); pixel ``(i, j)`` is inside when its centre ``(j + 0.5, i + 0.5)`` is.
+
+    Example:
+        >>> polygon_mask([[2, 2, 6, 2, 6, 5, 2, 5]], (8, 8)).sum()  # 4 columns x 3 rows
+        np.int64(12)
+    """
+    width, height = image_size
+    mask = np.zeros((height, width), dtype=bool)
+    for polygon in polygons:
+        corners = np.asarray(polygon, dtype=float).reshape(-1, 2)
+        # polygon2mask tests integer (row, col) points: shift so it tests pixel centres.
+        mask |= polygon2mask((height, width), corners[:, ::-1] - 0.5)
+    return mask
+
+
+def checked_polygons(segmentation: Any, source: str) -> list[list[float]] | None:
+    """COCO ``segmentation`` polygons as float lists, or ``None`` for run-length encodings.
+
+    Example:
+        >>> checked_polygons([[0, 0, 4, 0, 4, 4]], "instances.json: annotation 1")
+        [[0.0, 0.0, 4.0, 0.0, 4.0, 4.0]]
+    """
+    if isinstance(segmentation, dict):
+        return None
+    if not isinstance(segmentation, list) or not segmentation:
+        raise ValueError(f"{source}: segmentation must be a list of polygons or an RLE dict")
+    polygons = []
+    for polygon in segmentation:
+        if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+            raise ValueError(f"{source}: polygon {polygon} must list >= 3 (x, y) points")
+        polygons.append([float(v) for v in polygon])
+    return polygons
 
 
 def checked_boxes(
@@ -114,8 +158,9 @@ def load_sample(record: Record) -> Sample:
             f"{record.source}: image {path} is {image.size[0]}x{image.size[1]}, "
             f"but the annotation says {record.image_size[0]}x{record.image_size[1]}"
         )
+    mask = None if record.polygons is None else polygon_mask(record.polygons, record.image_size)
     try:
-        return Sample(record.id, image, record.phrase, record.boxes, None, dict(record.meta))
+        return Sample(record.id, image, record.phrase, record.boxes, mask, dict(record.meta))
     except ValueError as error:
         raise ValueError(f"{record.source}: {error}") from error
 

@@ -7,7 +7,13 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from qgnb.data.records import Record, RecordDataset, checked_boxes, require_file
+from qgnb.data.records import (
+    Record,
+    RecordDataset,
+    checked_boxes,
+    checked_polygons,
+    require_file,
+)
 
 DATASETS = ("refcoco", "refcoco+", "refcocog")
 # The two places the usual downloads put the COCO train2014 images, relative to the root.
@@ -42,7 +48,8 @@ def load_refcoco(
     sample per sentence (phrase ``sentence["sent"]``); its one box is the referred COCO
     annotation's ``bbox`` ``[x, y, w, h]`` as ``[x, y, x + w, y + h]``. Images are read from
     ``root/images/mscoco/images/train2014/`` or ``root/train2014/`` (either works) and
-    converted to RGB (some COCO images are grayscale). ``mask`` is ``None``.
+    converted to RGB (some COCO images are grayscale). ``mask`` is the annotation's polygon
+    ``segmentation`` rasterised at pixel centres (``None`` for run-length encoded masks).
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the
     record for an unknown dataset or split, a malformed record, or a box outside its image.
@@ -92,6 +99,8 @@ def load_refcoco(
             raise ValueError(f"{ann_source}: bbox {bbox} must be [x, y, w, h]")
         x, y, w, h = bbox
         boxes = checked_boxes([[x, y, x + w, y + h]], size, ann_source)
+        segmentation = annotations[ann_id].get("segmentation")
+        polygons = None if segmentation is None else checked_polygons(segmentation, ann_source)
         path = _image_path(root, image, source)
         for sentence in _field(ref, "sentences", source):
             sent_id = _field(sentence, "sent_id", source)
@@ -115,6 +124,7 @@ def load_refcoco(
                     size,
                     f"{source} sentence {sent_id}",
                     meta,
+                    polygons,
                 )
             )
     return RecordDataset(records)
