@@ -2,6 +2,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from torch.utils.data import DataLoader
 
 from qgnb.data import (
     COLOURS,
@@ -222,3 +223,10 @@ def test_first_samples_match_the_recorded_bytes(split, digest):
         content.update(sample.image.tobytes())
         content.update(sample.phrase.encode())
     assert content.hexdigest() == digest
+
+
+def test_a_torch_data_loader_batches_the_lazy_sequence():
+    loader = DataLoader(shapes("id", n=10), batch_size=4, collate_fn=list)
+    batches = list(loader)
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert batches[1][0].image.tobytes() == SAMPLES["id"][4].image.tobytes()

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 
-@dataclass
+@dataclass(eq=False)  # identity equality: comparing images and masks field by field is ill-defined
 class Sample:
     """A phrase grounded in an RGB image by one or more ``xyxy`` boxes (and maybe a mask).
 
