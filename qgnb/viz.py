@@ -64,6 +64,21 @@ def box_outline(boxes: Sequence[Sequence[float]]) -> tuple[list, list]:
     return xs, ys
 
 
+def verdict(row: pd.Series) -> str:
+    """A one-line caption of a score row: the PG verdict beside the whole-map metrics.
+
+    >>> verdict(pd.Series({"pg_hit": 1.0, "pg_uncertain": 1.0, "soft_iou": 0.25,
+    ...                    "wdp": 0.1, "io_ratio": 0.5, "flat": False}))
+    'PG hit (uncertain) · soft IoU 0.250 · WDP 0.100 · IO ratio 0.500'
+    """
+    if bool(row.get("flat", False)):
+        return "flat map: no verdict"
+    pg = "PG hit" if row["pg_hit"] == 1 else "PG miss"
+    certainty = " (uncertain)" if row["pg_uncertain"] == 1 else ""
+    return (f"{pg}{certainty} · soft IoU {row['soft_iou']:.3f} · WDP {row['wdp']:.3f}"
+            f" · IO ratio {row['io_ratio']:.3f}")
+
+
 def _check_shapes(image: np.ndarray, heatmap: np.ndarray, where: str) -> None:
     if heatmap.ndim != 2:
         raise ValueError(f"{where}: heatmap must be 2-D (H, W), got shape {heatmap.shape}")
@@ -118,7 +133,7 @@ def map_figure(
 
     Peaks come from :func:`qgnb.metrics.find_peaks` with the same ``nms_window`` and
     ``levels`` as the metrics: the top peaks (those PG uncertainty looks at) are stars, the
-    other surviving peaks (above zero) open circles. With ``threshold`` the outline of ``A >= threshold``
+    other surviving peaks open circles. With ``threshold`` the outline of ``A >= threshold``
     (the region the hard IoU and Dice use) is drawn too.
 
     >>> import numpy as np
@@ -136,9 +151,6 @@ def map_figure(
     fig = go.Figure(_panel_traces(img, amap, boxes, opacity=opacity, first=True))
     peaks, is_top = find_peaks(amap, nms_window=nms_window, levels=levels)
     peaks, is_top = as_numpy(peaks).reshape(-1, 2), as_numpy(is_top).astype(bool)
-    # NMS keeps the first pixel of a zero plateau (the background) too; nobody points there.
-    keep = prepare(amap)[peaks[:, 0], peaks[:, 1]] > 0
-    peaks, is_top = peaks[keep], is_top[keep]
     for name, keep, symbol, color, size in (
         ("top peak", is_top, "star", TOP_PEAK_COLOR, 15),
         ("other peak", ~is_top, "circle-open", OTHER_PEAK_COLOR, 10),

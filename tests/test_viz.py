@@ -6,7 +6,15 @@ import pytest
 from scipy import stats
 
 from qgnb.metrics import METRIC_COLUMNS, compare, find_peaks, score
-from qgnb.viz import box_outline, gallery, interval_bars, map_figure, prepare, scatter_with_fit
+from qgnb.viz import (
+    box_outline,
+    gallery,
+    interval_bars,
+    map_figure,
+    prepare,
+    scatter_with_fit,
+    verdict,
+)
 
 IMAGE = np.zeros((12, 16, 3), dtype=np.uint8)
 
@@ -48,8 +56,7 @@ def test_map_figure_draws_box_map_and_peaks_at_find_peaks_positions():
     top, other = trace(fig, "top peak"), trace(fig, "other peak")
     assert list(top.x) == list(peaks[is_top, 1] + 0.5) == [3.5, 12.5]
     assert list(top.y) == list(peaks[is_top, 0] + 0.5) == [2.5, 9.5]
-    # find_peaks also keeps (0, 0), the first pixel of the zero background: not drawn.
-    assert peaks[~is_top].tolist() == [[0, 0], [5, 14]]
+    assert peaks[~is_top].tolist() == [[5, 14]]
     assert list(other.x) == [14.5] and list(other.y) == [5.5]
 
 
@@ -130,3 +137,19 @@ def test_scatter_with_fit_line_is_the_least_squares_line():
     assert list(fig.data[0].text) == list("abcdefgh")
     with pytest.raises(ValueError, match="at least 2 points"):
         scatter_with_fit([1], [1], ["a"], x_title="x", y_title="y", title="t")
+
+
+def test_verdict_reads_the_score_row():
+    # eye(8) in box [0, 0, 4, 4]: 4 of the 8 ones inside (IO 0.5, soft IoU 4 / (16 + 4));
+    # outside, the ones at centres k + 0.5 (k = 4..7) lie sqrt(2) (k - 3.5) from the box, so
+    # WDP = sqrt(2) (0.5 + 1.5 + 2.5 + 3.5) / sqrt(128) / 8 = 0.125. NMS keeps only (0, 0).
+    rows = score(np.stack([np.eye(8), np.zeros((8, 8))]), [[[0, 0, 4, 4]]] * 2)
+    assert verdict(rows.iloc[0]) == "PG hit · soft IoU 0.200 · WDP 0.125 · IO ratio 0.500"
+    assert verdict(rows.iloc[1]) == "flat map: no verdict"
+    tied = np.zeros((8, 8))
+    tied[0, 0] = tied[7, 7] = 1.0
+    row = score(tied[None], [[[0, 0, 4, 4]]]).iloc[0]
+    # soft IoU 1 / (16 + 1); WDP: the outside one lies sqrt(2) 3.5 from the box, / sqrt(128) / 2
+    assert verdict(row) == (
+        f"PG hit (uncertain) · soft IoU 0.059 · WDP {3.5 / 8 / 2:.3f} · IO ratio 0.500"
+    )
