@@ -1,0 +1,149 @@
+"""The batched score against the per-sample numpy reference, and input-form equivalences."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qgnb.metrics import METRIC_COLUMNS, find_peaks, score
+from qgnb.metrics.prepare import pixel_ranges
+from qgnb.metrics.reference import reference_peaks, reference_score
+
+
+def check_against_reference(maps, boxes, **options):
+    table = score(maps, boxes, **options)
+    for i, (a, b) in enumerate(zip(maps, boxes, strict=True)):
+        a = a.cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+        expected = reference_score(a, b, **options)
+        row = table.iloc[i]
+        assert bool(row["flat"]) == expected["flat"], i
+        if expected["flat"]:
+            assert row[list(METRIC_COLUMNS)].isna().all() and row["n_top_peaks"] is pd.NA
+            continue
+        assert int(row["n_top_peaks"]) == expected["n_top_peaks"], i
+        for name in ("pg_hit", "pg_uncertain"):
+            assert row[name] == expected[name], (i, name)
+        for name in ("soft_iou", "soft_dice", "hard_iou", "hard_dice", "wdp", "io_ratio"):
+            assert row[name] == pytest.approx(expected[name], rel=1e-5, abs=1e-6), (i, name)
+
+
+def check_same_table(first, second):
+    pd.testing.assert_frame_equal(first, second, check_exact=False, rtol=1e-6)
+
+
+@st.composite
+def samples(draw):
+    """A stack of small maps with ties (values from a coarse grid), negatives, flat maps, and
+    one to three boxes per map, some reaching outside the image."""
+    n = draw(st.integers(1, 4))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    values = st.sampled_from([-1.0, 0.0, 0.0, 0.25, 0.5, 0.999, 1.0, 2.0, 3.0])
+    grid = draw(st.lists(values, min_size=n * h * w, max_size=n * h * w))
+    noise = draw(st.floats(0, 1e-3))
+    maps = np.array(grid, dtype=np.float32).reshape(n, h, w)
+    maps += noise * np.arange(n * h * w, dtype=np.float32).reshape(n, h, w) % 7 / 7
+    boxes = []
+    coord = st.floats(-3, max(h, w) + 3, allow_nan=False)
+    for _ in range(n):
+        sample = []
+        for _ in range(draw(st.integers(1, 3))):
+            x1, y1 = draw(coord), draw(coord)
+            box = [x1, y1, x1 + draw(st.floats(0, w + 2)), y1 + draw(st.floats(0, h + 2))]
+            r0, r1, c0, c1 = pixel_ranges(np.clip(box, 0, [w, h, w, h]), h, w)[0]
+            if r0 <= r1 and c0 <= c1:
+                sample.append(box)
+        if not sample:
+            r, c = draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))
+            sample.append([c, r, c + 1, r + 1])
+        boxes.append(sample)
+    return maps, boxes
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(samples(), st.sampled_from([0, 1, 2.5, 15]), st.sampled_from([None, 1, 3, 5]),
+       st.sampled_from([256, 4, None]), st.sampled_from([0.5, 0.25, 1.0]))
+def test_batched_equals_reference(data, tol, nms_window, levels, threshold):
+    maps, boxes = data
+    check_against_reference(maps, boxes, tol=tol, nms_window=nms_window, levels=levels,
+                            threshold=threshold)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(samples(), st.sampled_from([None, 1, 3]), st.sampled_from([256, 4, None]))
+def test_find_peaks_equals_reference(data, nms_window, levels):
+    maps, _ = data
+    for a in maps:
+        if a.max() <= 0 or a.max() == a.min():
+            continue
+        peaks, is_top = find_peaks(a, nms_window=nms_window, levels=levels)
+        ref_peaks, ref_top = reference_peaks(a, nms_window=nms_window, levels=levels)
+        assert peaks.tolist() == ref_peaks.tolist()
+        assert is_top.tolist() == ref_top.tolist()
+
+
+def test_smooth_random_maps_equal_reference():
+    # GradCAM-like maps: a few Gaussian blobs, upsampled size, default window (3 here).
+    rng = np.random.default_rng(1)
+    rows, cols = np.mgrid[0:48, 0:64]
+    maps, boxes = [], []
+    for _ in range(6):
+        a = np.zeros((48, 64), dtype=np.float32)
+        for _ in range(3):
+            r, c, s = rng.uniform(0, 48), rng.uniform(0, 64), rng.uniform(2, 9)
+            a += rng.uniform(0.5, 1) * np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * s * s))
+        maps.append(a - 0.1)
+        x1, y1 = rng.uniform(-5, 50), rng.uniform(-5, 35)
+        boxes.append([[x1, y1, x1 + rng.uniform(3, 30), y1 + rng.uniform(3, 20)],
+                      [10, 10, 20, 30]])
+    check_against_reference(np.stack(maps), boxes, tol=15)
+    check_against_reference(np.stack(maps), boxes, levels=None, threshold=0.3)
+
+
+def test_list_of_different_sizes_equals_each_alone():
+    rng = np.random.default_rng(2)
+    maps = [rng.random((5, 7)), rng.random((9, 4)), rng.random((5, 7)), rng.random((3, 3))]
+    boxes = [[[1, 1, 4, 3]], [[0, 2, 3, 8], [1, 0, 2, 1]], [[2, 2, 7, 5]], [[0, 0, 1, 1]]]
+    together = score(maps, boxes, ids=list("abcd"))
+    alone = pd.concat([score([m], [b], ids=[i]) for m, b, i in zip(maps, boxes, "abcd",
+                                                                     strict=True)])
+    check_same_table(together, alone.reset_index(drop=True))
+    check_against_reference(maps, boxes)
+
+
+def test_torch_and_numpy_inputs_agree():
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(5, 11, 13)).astype(np.float32)
+    boxes = [[[2, 3, 9, 8]], [[0, 0, 4, 4], [6, 6, 13, 11]], [[5, 1, 6, 2]], [[-1, -1, 20, 20]],
+             [[3, 3, 4, 10]]]
+    from_numpy = score(maps, boxes, tol=2)
+    check_same_table(from_numpy, score(torch.from_numpy(maps), boxes, tol=2))
+    check_same_table(from_numpy, score(list(maps), boxes, tol=2))
+    check_same_table(from_numpy, score(maps.astype(np.float64), boxes, tol=2))
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@given(samples(), st.sampled_from([0.5, 4.0, 1024.0]))
+def test_scale_invariance(data, factor):
+    # Powers of two and halves keep every float exact, so results are identical.
+    maps, boxes = data
+    check_same_table(score(maps, boxes, tol=1), score(maps * factor, boxes, tol=1))
+
+
+def test_scale_invariance_non_power_of_two():
+    rng = np.random.default_rng(4)
+    maps = rng.random((4, 16, 16)).astype(np.float64)
+    boxes = [[[2, 2, 9, 9]]] * 4
+    first, second = score(maps, boxes), score(maps * math.pi, boxes)
+    check_same_table(first, second)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_cpu():
+    rng = np.random.default_rng(5)
+    maps = torch.tensor(rng.random((8, 40, 30)), dtype=torch.float32)
+    boxes = [[[3, 4, 20, 25], [0, 0, 5, 5]]] * 8
+    check_same_table(score(maps, boxes, tol=15), score(maps.cuda(), boxes, tol=15))
