@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from test_explain_tiny import PHRASES, blip_model, blip_processor, noise_images
 
+from qgnb.data import Sample
+from qgnb.explain import evaluate
 from qgnb.explain.blip import BlipExplainer
 from qgnb.explain.cross_attention import cross_attention_gradcam, token_weights
+from qgnb.metrics import score
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +190,19 @@ def test_from_pretrained_missing_says_where_it_looked(tmp_path: Path) -> None:
     message = str(error.value)
     assert str(missing) in message and "Hugging Face cache" in message
     assert "huggingface-cli download" in message
+
+
+def test_evaluate_blip_maps_equal_direct_scoring(tiny, tmp_path: Path) -> None:
+    model, processor = tiny
+    explainer = BlipExplainer(model, processor, layer=0, device="cpu")
+    images = noise_images([(40, 30)] * 3, seed=9)
+    data = [Sample(f"r{i}", image, phrase, [[5, 5, 20, 25]])
+            for i, (image, phrase) in enumerate(zip(images, PHRASES, strict=True))]
+    table = evaluate(explainer, data, batch_size=2, store=tmp_path, progress=False)
+    expected = score(explainer(images, PHRASES), [s.boxes for s in data],
+                     ids=[s.id for s in data])
+    pd.testing.assert_frame_equal(table.drop(columns="phrase"), expected, rtol=1e-4)
+    assert table["io_ratio"].between(0, 1).all()
+    resumed = evaluate(explainer, data, batch_size=2, store=tmp_path, progress=False)
+    pd.testing.assert_frame_equal(resumed, table)
+    assert resumed.attrs["seconds"]["explain"] == 0

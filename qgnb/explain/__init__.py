@@ -6,6 +6,7 @@
 - `BlipExplainer` (transformers' BLIP ITM) and `AlbefExplainer` (ALBEF/AMC layout): that
   explainer with their own preprocessing and route.
 - `ClipExplainer`: CLIP maps by gScoreCAM (`GScoreCAM`, a pytorch-grad-cam BaseCAM) or GradCAM.
+- `evaluate`: maps over a data set scored by `qgnb.metrics.score`, resumable via `MapStore`.
 """
 
 from qgnb.explain.albef import ALBEF_ROUTE, AlbefExplainer
@@ -19,6 +20,8 @@ from qgnb.explain.cross_attention import (
     cross_attention_gradcam,
     token_weights,
 )
+from qgnb.explain.evaluate import evaluate
+from qgnb.explain.store import MapStore
 
 __all__ = [
     "ALBEF_ROUTE",
@@ -30,8 +33,10 @@ __all__ = [
     "CrossAttentionRoute",
     "Explainer",
     "GScoreCAM",
+    "MapStore",
     "choose_device",
     "cross_attention_gradcam",
+    "evaluate",
     "token_weights",
     "upsample_to_images",
 ]
