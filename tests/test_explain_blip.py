@@ -141,6 +141,7 @@ def test_frozen_model_gives_the_same_maps(tiny) -> None:
 
 def test_explainer_maps_at_image_size(tiny) -> None:
     model, processor = tiny
+    model.zero_grad(set_to_none=True)
     explainer = BlipExplainer(model, processor, layer=0, device="cpu")
     same = explainer(noise_images([(40, 30), (40, 30)]), PHRASES[:2])
     assert same.shape == (2, 30, 40) and torch.isfinite(same).all()
@@ -148,6 +149,7 @@ def test_explainer_maps_at_image_size(tiny) -> None:
     assert [m.shape for m in mixed] == [(30, 40), (50, 17)]
     torch.testing.assert_close(mixed[0], same[0])
     assert model.training is False
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
 
 
 def test_explainer_restores_training_mode(tiny) -> None:

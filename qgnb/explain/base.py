@@ -149,3 +149,27 @@ def load_pretrained(loader: Any, name_or_path: str | Path, what: str, example: s
             f"download {example}` (the repository id you need) and copy the cache folder, or "
             f"pass a folder written by save_pretrained. ({type(error).__name__}: {error})"
         ) from error
+
+
+@contextmanager
+def frozen_parameters(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Turn off ``requires_grad`` on every parameter inside the block, restoring each after.
+
+    For inference-time GradCAM: autograd then records only what the explained tensor needs,
+    not the whole forward pass (less memory, faster), and leaves no ``.grad`` behind.
+
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> with frozen_parameters(layer):
+    ...     layer.weight.requires_grad
+    False
+    >>> layer.weight.requires_grad
+    True
+    """
+    flags = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)

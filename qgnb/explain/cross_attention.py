@@ -36,6 +36,7 @@ from qgnb.explain.base import (
     check_pairs,
     choose_device,
     eval_mode,
+    frozen_parameters,
     image_sizes,
     square_grid,
     upsample_to_images,
@@ -231,8 +232,9 @@ class CrossAttentionExplainer:
 
     ``preprocess(images, phrases)`` gives ``pixel_values``, ``input_ids`` and a right-padded
     ``attention_mask``; ``route`` tells `cross_attention_gradcam` where the layers and the ITM
-    logits are. ``explainer(images, phrases)`` runs the core in eval mode (restoring the
-    model's mode after) and upsamples each patch-grid map bicubically to its image's size.
+    logits are. ``explainer(images, phrases)`` runs the core in eval mode with the parameters
+    frozen (so autograd records only the layers after the explained one; both are restored
+    after) and upsamples each patch-grid map bicubically to its image's size.
     `BlipExplainer` and `AlbefExplainer` are this class with their own preprocessing and route.
 
     >>> from transformers import BlipConfig, BlipForImageTextRetrieval
@@ -280,7 +282,7 @@ class CrossAttentionExplainer:
         check_pairs(images, phrases)
         batch = {key: value.to(self.device)
                  for key, value in self.preprocess(list(images), list(phrases)).items()}
-        with eval_mode(self.model):
+        with eval_mode(self.model), frozen_parameters(self.model):
             grids = cross_attention_gradcam(
                 self.model, batch["pixel_values"], batch["input_ids"], batch["attention_mask"],
                 layer=self.layer, tokens=self.tokens, route=self.route)
