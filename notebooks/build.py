@@ -17,6 +17,7 @@ notebook that raises is still written (up to the failing cell) and the build exi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import os
 import re
@@ -40,6 +41,10 @@ OFFLINE_TEMPLATE = "qgnb_offline.html.j2"
 OFFLINE_TEMPLATE_SOURCE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 """
+# Plotly's notebook renderer adds a MathJax 3 <script> from a CDN to every figure; the page
+# already loads nbconvert's MathJax for the Markdown, and two MathJax versions on one page
+# clash, so the build copies drop the figures' copy (the figures hold no LaTeX).
+FIGURE_MATHJAX = re.compile(r"<script src=\"[^\"]*mathjax[^\"]*\"></script>", re.IGNORECASE)
 PLOTLY_CDN = re.compile(r"<script[^>]+src=[\"'][^\"']*cdn\.plot\.ly", re.IGNORECASE)
 
 
@@ -106,6 +111,26 @@ def summaries(nb: nbformat.NotebookNode) -> list[str]:
     return texts
 
 
+def drop_figure_mathjax(nb: nbformat.NotebookNode) -> int:
+    """Remove the MathJax script tags from the notebook's HTML outputs; return how many.
+
+    >>> cell = nbformat.v4.new_code_cell("fig")
+    >>> cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html":
+    ...     '<div><script src="https://x/mathjax/tex-svg.js"></script><b>plot</b></div>'})]
+    >>> nb = nbformat.v4.new_notebook(cells=[cell])
+    >>> drop_figure_mathjax(nb), nb.cells[0].outputs[0].data["text/html"]
+    (1, '<div><b>plot</b></div>')
+    """
+    dropped = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            html_text = out.get("data", {}).get("text/html")
+            if isinstance(html_text, str):
+                out.data["text/html"], n = FIGURE_MATHJAX.subn("", html_text)
+                dropped += n
+    return dropped
+
+
 def to_html(nb: nbformat.NotebookNode, name: str) -> str:
     """Standalone HTML for an executed notebook; raises if it would fetch plotly.js online."""
     exporter = HTMLExporter(
@@ -152,18 +177,36 @@ def index_html(results: list[Result]) -> str:
     return "\n".join(parts)
 
 
+@contextlib.contextmanager
+def plotly_renderer(name: str | None):
+    """Set ``PLOTLY_RENDERER`` for the kernels started inside (unset it for None), then restore."""
+    before = os.environ.get("PLOTLY_RENDERER")
+    if name is None:
+        os.environ.pop("PLOTLY_RENDERER", None)
+    else:
+        os.environ["PLOTLY_RENDERER"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PLOTLY_RENDERER", None)
+        else:
+            os.environ["PLOTLY_RENDERER"] = before
+
+
 def build(paths: list[Path], out: Path, *, timeout: int) -> list[Result]:
     """Execute ``paths`` into ``out`` (ipynb + HTML) and write ``out/index.html``."""
     out.mkdir(parents=True, exist_ok=True)
-    # Only the build copies use the notebook renderer: it embeds plotly.js (offline HTML)
-    # but gives every figure a random div id, which must stay out of the committed outputs.
-    os.environ["PLOTLY_RENDERER"] = "notebook"
     results = []
     for path in paths:
         print(f"executing {path.name} ...", flush=True)
         start = time.perf_counter()
-        nb, error = execute(path, timeout=timeout)
+        # Only the build copies use the notebook renderer: it embeds plotly.js (offline HTML)
+        # but gives every figure a random div id, which must stay out of the committed outputs.
+        with plotly_renderer("notebook"):
+            nb, error = execute(path, timeout=timeout)
         res = Result(path.stem, time.perf_counter() - start, error, summaries(nb))
+        drop_figure_mathjax(nb)
         nbformat.write(nb, out / path.name)
         try:
             (out / f"{path.stem}.html").write_text(to_html(nb, path.stem), encoding="utf-8")
@@ -178,12 +221,12 @@ def build(paths: list[Path], out: Path, *, timeout: int) -> list[Result]:
 
 def refresh_inplace(paths: list[Path], *, timeout: int) -> list[Result]:
     """Re-execute ``paths`` in place, with the default plotly renderer."""
-    os.environ.pop("PLOTLY_RENDERER", None)
     results = []
     for path in paths:
         print(f"executing {path.name} in place ...", flush=True)
         start = time.perf_counter()
-        nb, error = execute(path, timeout=timeout)
+        with plotly_renderer(None):
+            nb, error = execute(path, timeout=timeout)
         res = Result(path.stem, time.perf_counter() - start, error)
         if error is None:
             nbformat.write(nb, path)
