@@ -33,6 +33,7 @@ from qgnb.explain.base import (
     check_pairs,
     choose_device,
     eval_mode,
+    frozen_parameters,
     image_sizes,
     load_pretrained,
     upsample_to_images,
@@ -145,7 +146,8 @@ class ClipExplainer:
 
     Images are resized to the model's square input without cropping (so the map covers the
     whole image), explained with pytorch-grad-cam (which scales each map to [0, 1] at input
-    size), then resized bicubically to each image's own size.
+    size) with the model in eval mode and its parameters frozen (gradients flow to the
+    input instead: no ``.grad`` is left behind), then resized bicubically to each image's size.
 
     >>> ClipExplainer.from_pretrained("/no/such/clip")
     Traceback (most recent call last):
@@ -211,7 +213,7 @@ class ClipExplainer:
         else:
             cam = GScoreCAM(wrapper, layers, reshape_transform=reshape, topk=self.topk,
                             batch_size=self.batch_size)
-        cam.compute_input_gradient = True  # the layer gets gradients even in a frozen model
+        cam.compute_input_gradient = True  # gradients reach the layer with parameters frozen
         return cam
 
     def __call__(self, images: Sequence[Image.Image], phrases: Sequence[str]) -> Maps:
@@ -222,7 +224,7 @@ class ClipExplainer:
             return_tensors="pt")["pixel_values"].to(self.device)
         text = self.processor.tokenizer(list(phrases), padding=True, truncation=True,
                                         return_tensors="pt").to(self.device)
-        with eval_mode(self.model):
+        with eval_mode(self.model), frozen_parameters(self.model):
             with torch.no_grad():
                 text_embeddings = F.normalize(
                     self.model.get_text_features(**text).pooler_output, dim=-1)
@@ -232,7 +234,6 @@ class ClipExplainer:
                 grids = cam(pixels, [ImageTextSimilarity(t) for t in text_embeddings])
             finally:
                 cam.activations_and_grads.release()
-            self.model.zero_grad(set_to_none=True)  # BaseCAM's backward filled .grad
         return upsample_to_images(torch.from_numpy(grids).to(self.device), image_sizes(images))
 
     def __repr__(self) -> str:
