@@ -54,6 +54,40 @@ def mean_intervals(
     return out
 
 
+def interval_table(
+    tables: Mapping[tuple[str, ...], pd.DataFrame],
+    columns: Sequence[str],
+    *,
+    names: Sequence[str] = ("model", "split"),
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`mean_intervals` of every table, stacked: one row per (group, column).
+
+    ``tables`` maps a key tuple (one value per entry of ``names``) to a score table. The
+    result has the ``names`` columns, ``metric``, ``mean``, ``low``, ``high`` and ``n``, in
+    the order of ``tables`` then ``columns``, ready for :func:`qgnb.viz.interval_bars`.
+
+    >>> t = pd.DataFrame({"io_ratio": [0.5, 0.5]})
+    >>> row = interval_table({("base", "id"): t}, ["io_ratio"]).to_dict("records")[0]
+    >>> row["model"], row["split"], row["metric"], row["mean"], row["low"], row["n"]
+    ('base', 'id', 'io_ratio', 0.5, 0.5, 2)
+    """
+    parts = []
+    for key, table in tables.items():
+        if len(key) != len(names):
+            raise ValueError(f"interval_table: key {key!r} does not match names {list(names)}")
+        part = mean_intervals(table, columns, confidence=confidence, n_resamples=n_resamples,
+                              seed=seed).rename_axis("metric").reset_index()
+        for name, value in reversed(list(zip(names, key, strict=True))):
+            part.insert(0, name, value)
+        parts.append(part)
+    if not parts:
+        raise ValueError("interval_table: no tables given")
+    return pd.concat(parts, ignore_index=True)
+
+
 def correlation_of_means(
     tables: Mapping[str, pd.DataFrame],
     x: str,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qgnb.analysis import correlation_of_means, mean_intervals
+from qgnb.analysis import correlation_of_means, interval_table, mean_intervals
 
 
 def test_mean_intervals_mean_and_count_leave_out_nan_rows():
@@ -35,6 +35,23 @@ def test_mean_intervals_are_reproducible_and_name_missing_columns():
     assert mean_intervals(table, ["v"]).equals(mean_intervals(table, ["v"]))
     with pytest.raises(ValueError, match=r"columns \['io_ratio'\] not in \['v'\]"):
         mean_intervals(table, ["io_ratio"])
+
+
+def test_interval_table_stacks_each_groups_intervals_in_order():
+    a = pd.DataFrame({"pg_hit": [1.0, 0.0, 1.0, 1.0], "io_ratio": [0.9, 0.1, 0.7, 0.5]})
+    b = pd.DataFrame({"pg_hit": [0.0, 0.0], "io_ratio": [0.2, np.nan]})
+    out = interval_table({("amc", "id"): a, ("clip", "ood"): b}, ["pg_hit", "io_ratio"])
+    assert out[["model", "split", "metric"]].values.tolist() == [
+        ["amc", "id", "pg_hit"], ["amc", "id", "io_ratio"],
+        ["clip", "ood", "pg_hit"], ["clip", "ood", "io_ratio"],
+    ]
+    assert out["mean"].tolist() == pytest.approx([0.75, 0.55, 0.0, 0.2])
+    assert out["n"].tolist() == [4, 4, 2, 1]
+    row = out.iloc[1]
+    want = mean_intervals(a, ["io_ratio"]).loc["io_ratio"]
+    assert (row["low"], row["high"]) == (want["low"], want["high"])
+    with pytest.raises(ValueError, match=r"key \('amc',\) does not match names"):
+        interval_table({("amc",): a}, ["pg_hit"])
 
 
 def groups(means):
