@@ -153,3 +153,12 @@ def test_killed_run_resumes(tmp_path: Path) -> None:
     table = evaluate(resumed, samples(), batch_size=2, store=store, progress=False)
     assert sum(resumed.calls) == 10 - 2 * finished
     pd.testing.assert_frame_equal(table, expected_table(samples()))
+
+
+def test_stored_map_of_another_image_size_is_refused(tmp_path: Path) -> None:
+    data = samples(2)
+    evaluate(Brightness(), data, store=tmp_path, progress=False)
+    resized = [Sample(s.id, s.image.resize((10, 6)), s.phrase, s.boxes) for s in data]
+    with pytest.raises(ValueError, match=rf"sample 0 \('s0'\): the map from the store {tmp_path}"
+                                         r" is \(9, 5\), the image is \(6, 10\)"):
+        evaluate(Brightness(), resized, store=tmp_path, progress=False)

@@ -39,6 +39,11 @@ def _annotation(dataset: Sequence[Sample], index: int) -> Any:
     return records[index] if records is not None else dataset[index]
 
 
+def _image_shape(note: Any) -> tuple[int, int]:
+    width, height = note.image_size if hasattr(note, "image_size") else note.image.size
+    return height, width
+
+
 def evaluate(explainer: Explainer, dataset: Sequence[Sample], *, batch_size: int = 16,
              store: str | Path | None = None, device: str | torch.device | None = None,
              progress: bool = True, **metric_kwargs: Any) -> pd.DataFrame:
@@ -107,6 +112,12 @@ def evaluate(explainer: Explainer, dataset: Sequence[Sample], *, batch_size: int
             begin = time.perf_counter()
             maps = [fresh_maps[note.id] if note.id in fresh_maps else stored[note.id]
                     for note in notes]
+            for i, note, image_map in zip(indices, notes, maps, strict=True):
+                if tuple(image_map.shape) != _image_shape(note):
+                    source = "explainer" if note.id in fresh_maps else f"store {store}"
+                    raise ValueError(f"sample {i} ({note.id!r}): the map from the {source} is "
+                                     f"{tuple(image_map.shape)}, the image is "
+                                     f"{_image_shape(note)} (height, width)")
             target = metrics_device or maps[0].device
             maps = [m.to(target) for m in maps]
             if len({tuple(m.shape) for m in maps}) == 1:

@@ -86,11 +86,12 @@ class MapStore:
         return sorted(self.root.glob("batch-*.pt"))
 
     def load(self) -> dict[Any, torch.Tensor]:
-        """Every stored map by sample id (CPU tensors)."""
+        """Every stored map by sample id (CPU tensors, memory-mapped from the batch files)."""
         maps: dict[Any, torch.Tensor] = {}
         for path in self.batch_files():
             try:
-                batch = torch.load(path, map_location="cpu", weights_only=True)
+                # Memory-mapped: a large store is read from disk as its maps are used.
+                batch = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
                 ids, stored = batch["ids"], batch["maps"]
             except Exception as error:
                 raise ValueError(f"map store file {path} is unreadable ({error}); delete it to "
