@@ -97,7 +97,7 @@ def _panel_traces(
     return [
         go.Image(z=image, x0=0.5, y0=0.5, name="image", hoverinfo="skip"),
         go.Heatmap(
-            z=prepare(heatmap),
+            z=prepare(heatmap).astype(np.float32),  # float32 halves the stored figure
             x=np.arange(w) + 0.5,
             y=np.arange(h) + 0.5,
             coloraxis="coloraxis",

@@ -51,7 +51,7 @@ def test_map_figure_draws_box_map_and_peaks_at_find_peaks_positions():
     assert list(fig.layout.yaxis.range) == [12, 0]  # rows grow downwards, as in the image
     box = trace(fig, "ground-truth box")
     assert list(box.x) == [1, 6, 6, 1, 1, None] and list(box.y) == [1, 1, 5, 5, 1, None]
-    assert np.array_equal(trace(fig, "map").z, prepare(a))
+    assert np.allclose(trace(fig, "map").z, prepare(a), atol=1e-7)
     peaks, is_top = find_peaks(a, nms_window=3)
     top, other = trace(fig, "top peak"), trace(fig, "other peak")
     assert list(top.x) == list(peaks[is_top, 1] + 0.5) == [3.5, 12.5]
