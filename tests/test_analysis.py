@@ -1,9 +1,12 @@
 """qgnb.analysis: bootstrap intervals of means and of a correlation of group means."""
 
+import doctest
+
 import numpy as np
 import pandas as pd
 import pytest
 
+import qgnb.analysis
 from qgnb.analysis import correlation_of_means, interval_table, mean_intervals
 
 
@@ -80,3 +83,7 @@ def test_correlation_of_means_ignores_nan_rows_and_checks_input():
         correlation_of_means(dict(list(tables.items())[:2]), "x", "y")
     with pytest.raises(ValueError, match="group 'g0' has no column 'z'"):
         correlation_of_means(tables, "x", "z")
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(qgnb.analysis).failed == 0

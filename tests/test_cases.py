@@ -1,8 +1,11 @@
 """qgnb.cases: each hand-built map shows the failure mode notebook 01 says it shows."""
 
+import doctest
+
 import numpy as np
 import pytest
 
+import qgnb.cases
 from qgnb.cases import CASE_NAMES, NEAR_MISS_OFFSET, blob, failure_cases
 from qgnb.data import shapes
 from qgnb.metrics import score
@@ -63,3 +66,7 @@ def test_failure_cases_reject_a_box_without_room_or_with_fractions():
         failure_cases([2, 2, 60, 60], 64, 64)
     with pytest.raises(ValueError, match="must be integer xyxy"):
         failure_cases([2.5, 2, 20, 20], 64, 64)
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(qgnb.cases).failed == 0

@@ -1,5 +1,6 @@
 """notebooks/build.py: executed copies, offline HTML, the index, and the empty case."""
 
+import doctest
 import importlib.util
 import os
 import sys
@@ -68,3 +69,7 @@ def test_inplace_uses_the_default_renderer_and_keeps_a_failing_notebook(tmp_path
 def test_missing_notebook_is_named():
     with pytest.raises(FileNotFoundError, match="nowhere.ipynb"):
         build.main(["nowhere.ipynb", "--out", "unused"])
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(build).failed == 0

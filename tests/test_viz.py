@@ -1,10 +1,13 @@
 """qgnb.viz: the figures hold the data they claim (boxes, peaks, intervals, fit line)."""
 
+import doctest
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+import qgnb.viz
 from qgnb.metrics import METRIC_COLUMNS, compare, find_peaks, score
 from qgnb.viz import (
     box_outline,
@@ -153,3 +156,7 @@ def test_verdict_reads_the_score_row():
     assert verdict(row) == (
         f"PG hit (uncertain) · soft IoU 0.059 · WDP {3.5 / 8 / 2:.3f} · IO ratio 0.500"
     )
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(qgnb.viz).failed == 0

@@ -1,8 +1,11 @@
 """qgnb.widgets: moving a control changes the numbers and the figure to what score() gives."""
 
+import doctest
+
 import numpy as np
 import pytest
 
+import qgnb.widgets
 from qgnb.metrics import find_peaks, score
 from qgnb.widgets import MetricExplorer
 
@@ -79,3 +82,7 @@ def test_explorer_rejects_mismatched_inputs():
         MetricExplorer(IMAGES, MAPS[:1], BOXES)
     with pytest.raises(ValueError, match="1 labels for 2 samples"):
         MetricExplorer(IMAGES, MAPS, BOXES, labels=["a"])
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(qgnb.widgets).failed == 0
