@@ -148,6 +148,7 @@ class ClipExplainer:
     whole image), explained with pytorch-grad-cam (which scales each map to [0, 1] at input
     size) with the model in eval mode and its parameters frozen (gradients flow to the
     input instead: no ``.grad`` is left behind), then resized bicubically to each image's size.
+    ``masked_batch_size``: masked images per forward pass in gScoreCAM's weighting.
 
     >>> ClipExplainer.from_pretrained("/no/such/clip")
     Traceback (most recent call last):
@@ -156,7 +157,7 @@ class ClipExplainer:
     """
 
     def __init__(self, model: CLIPModel, processor: CLIPProcessor, *, method: str = "gscorecam",
-                 topk: int = 300, layer: int = -1, batch_size: int = 32,
+                 topk: int = 300, layer: int = -1, masked_batch_size: int = 32,
                  device: str | torch.device | None = None, name: str | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -168,7 +169,7 @@ class ClipExplainer:
         self.method = method
         self.topk = topk
         self.layer = layer
-        self.batch_size = batch_size
+        self.masked_batch_size = masked_batch_size
         self.name = name or model.config.name_or_path or type(model).__name__
         self.to(device)
 
@@ -212,7 +213,7 @@ class ClipExplainer:
             cam = GradCAM(wrapper, layers, reshape_transform=reshape)
         else:
             cam = GScoreCAM(wrapper, layers, reshape_transform=reshape, topk=self.topk,
-                            batch_size=self.batch_size)
+                            batch_size=self.masked_batch_size)
         cam.compute_input_gradient = True  # gradients reach the layer with parameters frozen
         return cam
 
