@@ -65,7 +65,7 @@ def samples(draw):
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(samples(), st.sampled_from([0, 1, 2.5, 15]), st.sampled_from([None, 1, 3, 5]),
-       st.sampled_from([256, 4, None]), st.sampled_from([0.5, 0.25, 1.0]))
+       st.sampled_from([256, 4, None]), st.sampled_from([0.5, 0.25, 1.0, 0.3, 1e-3, 0.0]))
 def test_batched_equals_reference(data, tol, nms_window, levels, threshold):
     maps, boxes = data
     check_against_reference(maps, boxes, tol=tol, nms_window=nms_window, levels=levels,

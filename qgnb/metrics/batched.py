@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qgnb.metrics.peaks import first_in_window, peak_mask, quantise
+from qgnb.metrics.peaks import peak_mask, quantise
 from qgnb.metrics.prepare import (
-    check_boxes,
     check_options,
     default_nms_window,
+    padded_boxes,
     pixel_ranges,
     sample_label,
 )
@@ -43,8 +43,9 @@ METRIC_COLUMNS = ("pg_hit", "pg_uncertain", "soft_iou", "soft_dice", "hard_iou",
                   "wdp", "io_ratio")
 COLUMNS = METRIC_COLUMNS + ("flat", "n_top_peaks")
 
-# Pixels per chunk: bounds the temporaries (a few copies of the chunk) whatever N is.
-CHUNK_PIXELS = 1 << 22
+# Pixels per chunk: bounds the workspace (20 bytes a pixel for float32) whatever N is; on CPU
+# small enough to stay in cache, on GPU large enough to fill the device.
+CHUNK_PIXELS = {"cpu": 1 << 20, "cuda": 1 << 25}
 # Above this many pixels at the top level in one sample, its NMS runs dense instead of pairwise.
 PAIRWISE_LIMIT = 64
 
@@ -85,13 +86,17 @@ def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = Non
     out["n_top_peaks"] = np.zeros(n, dtype=np.int64)
     for index, stack in groups:
         h, w = stack.shape[-2:]
-        clipped = [check_boxes(boxes[i], h, w, sample_label(i, ids)) for i in index]
+        clipped = padded_boxes(boxes, index, h, w, ids)
         window = default_nms_window(h, w) if nms_window is None else nms_window
-        per_chunk = max(1, CHUNK_PIXELS // (h * w))
+        budget = CHUNK_PIXELS.get(stack.device.type, CHUNK_PIXELS["cpu"])
+        per_chunk = min(len(index), max(1, budget // (h * w)))
+        ws = _Workspace(per_chunk, h, w, stack.dtype, stack.device)
+        box_tensors = _box_tensors(clipped, h, w, stack.dtype, stack.device)
         for start in range(0, len(index), per_chunk):
             part = slice(start, start + per_chunk)
-            result = _score_chunk(stack[part], clipped[part], index[part], ids, tol=tol,
-                                  window=window, levels=levels, threshold=threshold)
+            result = _score_chunk(stack[part], tuple(t[part] for t in box_tensors),
+                                  index[part], ids, ws, tol=tol, window=window, levels=levels,
+                                  threshold=threshold)
             for name, values in result.items():
                 out[name][index[part]] = values
     table = pd.DataFrame({name: out[name] for name in COLUMNS})
@@ -127,53 +132,64 @@ def _as_float(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def _score_chunk(x: torch.Tensor, clipped: list[np.ndarray], index: np.ndarray, ids, *,
-                 tol: float, window: int, levels: int | None,
+class _Workspace:
+    """Float buffers reused by every chunk of one group. Fresh full-size temporaries per chunk
+    cost more than the arithmetic (page faults), small chunks stay in cache, and only fast
+    float element-wise ops are used (comparisons into bool and bool -> float copies are
+    several times slower on CPU)."""
+
+    def __init__(self, n: int, h: int, w: int, dtype: torch.dtype, device: torch.device):
+        def buffer() -> torch.Tensor:
+            return torch.empty(n, h, w, dtype=dtype, device=device)
+
+        self.a, self.hard, self.inside, self.d, self.scratch = (buffer() for _ in range(5))
+
+
+def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.ndarray, ids,
+                 ws: _Workspace, *, tol: float, window: int, levels: int | None,
                  threshold: float) -> dict[str, np.ndarray]:
     n, h, w = x.shape
-    device, dtype = x.device, x.dtype
-    flat_x = x.reshape(n, -1)
-    top, low = flat_x.amax(dim=1), flat_x.amin(dim=1)
+    device = x.device
+    row_max, row_min = x.amax(dim=2), x.amin(dim=2)
+    top, low = row_max.amax(dim=1), row_min.amin(dim=1)
     finite = torch.isfinite(top) & torch.isfinite(low)
     if not bool(finite.all()):
         bad = int(index[int((~finite).nonzero()[0])])
         raise ValueError(f"{sample_label(bad, ids)}: map contains NaN or infinite values")
     flat = (top <= 0) | (top == low)
-    a = x.clamp_min(0) / torch.where(flat, 1, top)[:, None, None]
+    scale = torch.where(flat, 1, top)
+    ranges, dy2, dx2 = boxes
 
-    # Boxes padded to the chunk's largest count: padding gets an empty pixel range and an
-    # infinite distance.
-    n_box = max(len(b) for b in clipped)
-    ranges = np.tile(np.array([1, 0, 1, 0], dtype=np.int64), (n, n_box, 1))
-    xyxy = np.full((n, n_box, 4), np.inf)
-    for k, b in enumerate(clipped):
-        ranges[k, : len(b)] = pixel_ranges(b, h, w)
-        xyxy[k, : len(b)] = b
-    ranges_t = torch.as_tensor(ranges, device=device)
-    xyxy_t = torch.as_tensor(xyxy, device=device, dtype=dtype)
+    a, hard, inside, d, scratch = (t[:n] for t in (ws.a, ws.hard, ws.inside, ws.d, ws.scratch))
+    # The prepared map A = relu(x) / max.
+    if bool((low < 0).any()):
+        torch.clamp_min(x, 0, out=a)
+        a.div_(scale[:, None, None])
+    else:
+        torch.div(x, scale[:, None, None], out=a)
+    _binarise(a, threshold, out=hard)
+    # d(p)^2 = min over boxes of dy^2 + dx^2 (outer sums of per-row and per-column vectors);
+    # it is 0 exactly inside M (see _box_tensors), so M = 1 - sign(d^2).
+    torch.add(dy2[:, 0, :, None], dx2[:, 0, None, :], out=d)
+    for b in range(1, dy2.shape[1]):
+        torch.add(dy2[:, b, :, None], dx2[:, b, None, :], out=scratch)
+        torch.minimum(d, scratch, out=d)
+    torch.sign(d, out=inside)
+    inside.neg_().add_(1)
+    d.sqrt_()
 
-    rows = torch.arange(h, device=device)
-    cols = torch.arange(w, device=device)
-    in_rows = (rows >= ranges_t[..., 0:1]) & (rows <= ranges_t[..., 1:2])
-    in_cols = (cols >= ranges_t[..., 2:3]) & (cols <= ranges_t[..., 3:4])
-    mask = (in_rows[..., :, None] & in_cols[..., None, :]).any(dim=1)
+    def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if u.device.type == "cpu":
+            # One BLAS dot per map: no temporary, faster than vecdot (mul + sum) or bmm on CPU.
+            return torch.stack([torch.dot(u[k].view(-1), v[k].view(-1)) for k in range(n)]
+                               ).double()
+        return torch.linalg.vecdot(u.reshape(n, -1), v.reshape(n, -1)).double()
 
-    maskf = mask.to(dtype)
-    area = maskf.sum(dim=(1, 2))
-    s_all = a.sum(dim=(1, 2))
-    s_in = (a * maskf).sum(dim=(1, 2))
-    hard = a >= threshold
-    h_in = (hard & mask).sum(dim=(1, 2)).to(dtype)
-    h_all = hard.sum(dim=(1, 2)).to(dtype)
+    def total(u: torch.Tensor) -> torch.Tensor:
+        return u.sum(dim=(1, 2)).double()
 
-    # d(p) = min over boxes of hypot(dx, dy) from the pixel centre (METRICS.md 5).
-    yc = rows.to(dtype) + 0.5
-    xc = cols.to(dtype) + 0.5
-    dy = torch.maximum(xyxy_t[..., 1:2] - yc, yc - xyxy_t[..., 3:4]).clamp_min(0)
-    dx = torch.maximum(xyxy_t[..., 0:1] - xc, xc - xyxy_t[..., 2:3]).clamp_min(0)
-    d2 = (dy[..., :, None] ** 2 + dx[..., None, :] ** 2).amin(dim=1)
-    spill = (a * d2.sqrt()).sum(dim=(1, 2))
-
+    s_all, s_in, spill = total(a), dot(a, inside), dot(a, d)
+    h_all, h_in, area = total(hard), dot(hard, inside), total(inside)
     result = {
         "soft_iou": s_in / (area + s_all - s_in),
         "soft_dice": 2 * s_in / (s_all + area),
@@ -183,26 +199,87 @@ def _score_chunk(x: torch.Tensor, clipped: list[np.ndarray], index: np.ndarray, 
         "io_ratio": s_in / s_all,
     }
 
-    # Pixels at the quantised global maximum (the top level); flat maps have none.
-    level = quantise(a, levels) == quantise(torch.ones((), device=device, dtype=dtype), levels)
-    level &= ~flat[:, None, None]
-    sample, r, c = _top_peaks(level, window)
-    hit = _hit(r, c, ranges_t[sample], tol)
+    sample, r, c = _top_level_pixels(x, row_max, scale, flat, levels)
+    sample, r, c = _top_peaks(sample, r, c, x, scale, levels, window)
+    hit = _hit(r, c, ranges[sample], tol)
     n_top = torch.bincount(sample, minlength=n)
     n_hit = torch.bincount(sample, weights=hit.double(), minlength=n)
-    # p* = first maximum of A in row-major order = first maximum of the raw map (A == 1 only
-    # where x == max(x): for x < m, x / m rounds below 1).
-    star = flat_x.argmax(dim=1)
-    star_hit = _hit(star // w, star % w, ranges_t, tol)
-    result["pg_hit"] = star_hit.to(dtype)
-    result["pg_uncertain"] = ((n_hit > 0) & (n_hit < n_top)).to(dtype)
-    out = {name: value.double().cpu().numpy() for name, value in result.items()}
+    # p* = first maximum of A in row-major order. A == 1 exactly where x == max(x) (for
+    # x < m, x / m rounds below 1), so: the first row holding the maximum, then its column.
+    star_r = (row_max == top[:, None]).to(torch.uint8).argmax(dim=1)
+    star_row = x[torch.arange(n, device=device), star_r]
+    star_c = (star_row == top[:, None]).to(torch.uint8).argmax(dim=1)
+    result["pg_hit"] = _hit(star_r, star_c, ranges, tol).double()
+    result["pg_uncertain"] = ((n_hit > 0) & (n_hit < n_top)).double()
+    out = {name: value.cpu().numpy() for name, value in result.items()}
     flat_np = flat.cpu().numpy()
     for name in out:
         out[name][flat_np] = np.nan
     out["flat"] = flat_np
     out["n_top_peaks"] = n_top.cpu().numpy()
     return out
+
+
+def _binarise(a: torch.Tensor, threshold: float, out: torch.Tensor) -> None:
+    """``out = [a >= threshold]`` as 0/1 floats, ``a`` in [0, 1], threshold in [0, 1].
+
+    Two fast float ops instead of a comparison into bool and a bool -> float copy (several
+    times slower on CPU): with ``p`` the float just below ``threshold`` (in ``a``'s dtype),
+    ``a >= threshold`` iff ``a - p > 0``, and ``K * (a - p)`` is exact for ``K`` a power of two
+    (2**120) and >= 1 whenever ``a - p > 0`` (such a difference is at least ``ulp(p)``).
+    Thresholds too small for that (below ``2**-60``) take the plain comparison."""
+    t = torch.tensor(threshold, dtype=a.dtype)
+    if threshold == 0:
+        out.fill_(1)
+    elif threshold < 2.0**-60:
+        out.copy_(a >= t)
+    else:
+        below = float(torch.nextafter(t, torch.zeros_like(t)))
+        # K * a - K * p == K * (a - p) exactly: scaling by a power of two commutes with rounding.
+        torch.add(torch.tensor(-below * 2.0**120, dtype=a.dtype, device=a.device), a,
+                  alpha=2.0**120, out=out)
+        out.clamp_(0, 1)
+
+
+def _box_tensors(clipped: np.ndarray, h: int, w: int, dtype: torch.dtype,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """From padded clipped boxes ``(n, B, 4)`` (NaN padding): inclusive pixel ranges
+    ``(n, B, 4)`` and squared distances from each row / column centre to each box,
+    ``(n, B, H)`` and ``(n, B, W)``. Padding has an empty range and an infinite distance."""
+    n, n_box = clipped.shape[:2]
+    ranges = torch.as_tensor(pixel_ranges(clipped.reshape(-1, 4), h, w).reshape(n, n_box, 4),
+                             device=device)
+    xyxy = torch.as_tensor(clipped, device=device)
+
+    def squared(first, last, lo, hi, size):
+        centre = torch.arange(size, device=device, dtype=torch.float64) + 0.5
+        index = torch.arange(size, device=device)
+        gap = torch.maximum(first[..., None] - centre, centre - last[..., None]).clamp_min(0)
+        inside = (index >= lo[..., None]) & (index <= hi[..., None])
+        # Exactly 0 on the rows / columns whose centres are inside (so d == 0 is exactly M, as
+        # by pixel ranges) and never rounded to 0 outside; padding (NaN) is infinitely far.
+        gap2 = torch.where(inside, 0.0, (gap * gap).clamp_min(torch.finfo(dtype).tiny))
+        return gap2.nan_to_num(nan=math.inf).to(dtype)
+
+    dy2 = squared(xyxy[..., 1], xyxy[..., 3], ranges[..., 0], ranges[..., 1], h)
+    dx2 = squared(xyxy[..., 0], xyxy[..., 2], ranges[..., 2], ranges[..., 3], w)
+    return ranges, dy2, dx2
+
+
+def _top_level_pixels(x: torch.Tensor, row_max: torch.Tensor, scale: torch.Tensor,
+                      flat: torch.Tensor, levels: int | None) -> tuple[torch.Tensor, ...]:
+    """``(sample, row, col)`` of the pixels at the quantised global maximum, row-major.
+
+    Quantisation is monotone, so a row holds such a pixel exactly when its maximum is at the
+    top level: only those few rows are read again."""
+    top_level = quantise(torch.ones((), dtype=x.dtype, device=x.device), levels)
+    level_rows = quantise(row_max.clamp_min(0) / scale[:, None], levels) == top_level
+    level_rows &= ~flat[:, None]
+    sample, r = level_rows.nonzero().unbind(1)
+    rows = x[sample, r]
+    k, c = (quantise(rows.clamp_min(0) / scale[sample, None], levels) == top_level
+            ).nonzero().unbind(1)
+    return sample[k], r[k], c
 
 
 def _hit(r: torch.Tensor, c: torch.Tensor, ranges: torch.Tensor, tol: float) -> torch.Tensor:
@@ -217,31 +294,42 @@ def _hit(r: torch.Tensor, c: torch.Tensor, ranges: torch.Tensor, tol: float) -> 
     return d2.amin(dim=1) <= float(tol) ** 2
 
 
-def _top_peaks(level: torch.Tensor, window: int) -> tuple[torch.Tensor, ...]:
-    """Top peaks of each sample from its top-level mask: ``(sample, row, col)`` in row-major
-    order. Pairwise NMS among the few top-level pixels; dense NMS for samples with many."""
-    n, _, w = level.shape
-    counts = level.reshape(n, -1).sum(dim=1)
-    dense = (counts > PAIRWISE_LIMIT).nonzero()[:, 0]
-    keep_level = level.clone()
-    keep_level[dense] = False
-    sample, r, c = keep_level.nonzero().unbind(1)
+def _top_peaks(sample: torch.Tensor, r: torch.Tensor, c: torch.Tensor, x: torch.Tensor,
+               scale: torch.Tensor, levels: int | None,
+               window: int) -> tuple[torch.Tensor, ...]:
+    """NMS among the top-level pixels ``(sample, r, c)`` (row-major): keep those with no
+    earlier top-level pixel of the same sample in their window. Pairwise on a padded
+    ``(n, G, G)`` block; samples with more than ``PAIRWISE_LIMIT`` such pixels (saturated
+    maps) go through the dense max-pool NMS instead."""
+    n = x.shape[0]
+    if len(sample) == 0:
+        return sample, r, c
+    counts = torch.bincount(sample, minlength=n)
+    starts = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(len(sample), device=x.device) - starts[sample]
+    pairwise = counts[sample] <= PAIRWISE_LIMIT
     keep = torch.ones_like(sample, dtype=torch.bool)
-    multi = (counts > 1) & (counts <= PAIRWISE_LIMIT)
-    if bool(multi.any()):
-        # Candidates of one sample are contiguous (nonzero is row-major); loop only over the
-        # samples that have more than one, with pairwise tests inside each.
-        starts = torch.cumsum(counts * ~(counts > PAIRWISE_LIMIT), 0) - counts * ~(
-            counts > PAIRWISE_LIMIT)
-        for k in multi.nonzero()[:, 0].tolist():
-            lo, hi = int(starts[k]), int(starts[k]) + int(counts[k])
-            keep[lo:hi] = first_in_window(r[lo:hi], c[lo:hi], window)
-    parts = [torch.stack([sample[keep], r[keep], c[keep]], dim=1)]
-    if len(dense):
-        peaks = peak_mask(level[dense].to(torch.float32), window).nonzero()
-        peaks[:, 0] = dense[peaks[:, 0]]
-        parts.append(peaks)
-    allp = torch.cat(parts)
-    order = torch.argsort(allp[:, 0] * (level.shape[1] * w) + allp[:, 1] * w + allp[:, 2])
-    allp = allp[order]
-    return allp[:, 0], allp[:, 1], allp[:, 2]
+    g = int(counts.clamp_max(PAIRWISE_LIMIT).max())
+    if g > 1:
+        s, p = sample[pairwise], pos[pairwise]
+        rows = torch.zeros(n, g, dtype=r.dtype, device=x.device)
+        cols = torch.zeros_like(rows)
+        rows[s, p], cols[s, p] = r[pairwise], c[pairwise]
+        half = window // 2
+        near = ((rows[:, :, None] - rows[:, None, :]).abs() <= half) & (
+            (cols[:, :, None] - cols[:, None, :]).abs() <= half)
+        # Padding sits after every real pixel, so it is never "earlier" than one.
+        earlier = torch.ones(g, g, dtype=torch.bool, device=x.device).tril(-1)
+        keep[pairwise] = ~(near & earlier).any(dim=2)[s, p]
+    dense = torch.unique(sample[~pairwise])
+    if len(dense) == 0:
+        return sample[keep], r[keep], c[keep]
+    keep &= pairwise
+    top_level = quantise(torch.ones((), dtype=x.dtype, device=x.device), levels)
+    level = quantise(x[dense].clamp_min(0) / scale[dense, None, None], levels) == top_level
+    extra = (peak_mask(level.to(x.dtype), window) & level).nonzero()
+    merged = torch.cat([torch.stack([sample[keep], r[keep], c[keep]], 1),
+                        torch.stack([dense[extra[:, 0]], extra[:, 1], extra[:, 2]], 1)])
+    h, w = x.shape[1:]
+    merged = merged[torch.argsort(merged[:, 0] * h * w + merged[:, 1] * w + merged[:, 2])]
+    return merged[:, 0], merged[:, 1], merged[:, 2]

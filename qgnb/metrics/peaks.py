@@ -62,23 +62,6 @@ def peak_mask(q: torch.Tensor, nms_window: int) -> torch.Tensor:
     return ((x >= full) & (x > upper) & (x > left))[:, 0]
 
 
-def first_in_window(rows: torch.Tensor, cols: torch.Tensor, nms_window: int) -> torch.Tensor:
-    """For one sample's candidate pixels in row-major order, True where no earlier candidate
-    lies in the pixel's NMS window (Chebyshev distance <= ``nms_window // 2``).
-
-    Used on the pixels at the global maximum level, which are all window maxima, so this is the
-    NMS rule restricted to them (pairwise, since there are only a few).
-
-    >>> first_in_window(torch.tensor([0, 0, 5]), torch.tensor([0, 1, 5]), 3).tolist()
-    [True, False, True]
-    """
-    h = nms_window // 2
-    near = ((rows[:, None] - rows[None, :]).abs() <= h) & ((cols[:, None] - cols[None, :]).abs()
-                                                          <= h)
-    earlier = torch.ones_like(near).tril(-1)
-    return ~(near & earlier).any(dim=1)
-
-
 def find_peaks(map2d, *, nms_window: int | None = None,
                levels: int | None = 256) -> tuple[np.ndarray, np.ndarray]:
     """NMS peaks of one heatmap (rule in the module doc), for plotting and inspection.

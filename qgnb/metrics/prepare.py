@@ -65,6 +65,44 @@ def check_boxes(boxes, h: int, w: int, where: str = "boxes") -> np.ndarray:
     return clipped
 
 
+def padded_boxes(boxes: Sequence, index: Sequence[int], h: int, w: int,
+                 ids: Sequence | None = None) -> np.ndarray:
+    """Check and clip the boxes of samples ``index`` (all ``h x w``) at once.
+
+    Returns an ``(n, B, 4)`` float64 array, ``B`` the largest box count, padded with NaN.
+    The checks are those of :func:`check_boxes`, vectorised; the first failing sample is
+    reported by :func:`check_boxes` itself, so the messages are the same.
+
+    >>> padded_boxes([[[0, 0, 2, 2]], [[1, 1, 3, 3], [-1, 0, 9, 1]]], [0, 1], 4, 4)[:, :, 2]
+    array([[ 2., nan],
+           [ 3.,  4.]])
+    """
+    arrays = []
+    for i in index:
+        try:
+            arrays.append(np.asarray(boxes[i], dtype=np.float64).reshape(-1, 4))
+        except (TypeError, ValueError):
+            check_boxes(boxes[i], h, w, sample_label(i, ids))
+            raise
+    counts = np.array([len(a) for a in arrays])
+    padded = np.full((len(arrays), max(counts.max(initial=0), 1), 4), np.nan)
+    for k, a in enumerate(arrays):
+        padded[k, : len(a)] = a
+    real = np.arange(padded.shape[1]) < counts[:, None]
+    clipped = np.clip(padded, 0.0, [w, h, w, h])
+    r0, r1, c0, c1 = np.moveaxis(pixel_ranges(clipped.reshape(-1, 4), h, w).reshape(
+        *padded.shape[:2], 4), -1, 0)
+    with np.errstate(invalid="ignore"):
+        good = (np.isfinite(padded).all(axis=2) & (padded[..., 2] >= padded[..., 0])
+                & (padded[..., 3] >= padded[..., 1]) & (r0 <= r1) & (c0 <= c1))
+    bad = (counts == 0) | (real & ~good).any(axis=1)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        check_boxes(boxes[index[k]], h, w, sample_label(index[k], ids))
+        raise AssertionError("unreachable: check_boxes accepts what padded_boxes rejects")
+    return clipped
+
+
 def pixel_ranges(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
     """Inclusive index ranges ``(r0, r1, c0, c1)`` of the pixels whose centres lie in each box.
 
@@ -76,6 +114,7 @@ def pixel_ranges(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
     [[0, 1, 0, 1]]
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    boxes = np.nan_to_num(boxes, nan=-1.0)  # NaN (padding) gives an empty range
     c0 = np.maximum(np.ceil(boxes[:, 0] - 0.5), 0)
     c1 = np.minimum(np.floor(boxes[:, 2] - 0.5), w - 1)
     r0 = np.maximum(np.ceil(boxes[:, 1] - 0.5), 0)
