@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from qgnb.data import shapes
+from qgnb.explain.evaluate import evaluate
 from qgnb.metrics import compare, summarize
 from qgnb.zoo.configs import SPECS, spec
 from qgnb.zoo.evaluation import heldout_score
@@ -66,6 +67,27 @@ def grounding_table(name: str, split: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+SUMMARY_METRICS = ("pg_accuracy", "pg_uncertainty", "mean_soft_iou", "mean_soft_dice",
+                   "mean_wdp", "mean_io_ratio")
+
+
+def summary_table(names: tuple[str, ...] = tuple(SPECS)) -> pd.DataFrame:
+    """One row per model and split from the stored cards: held-out score and grounding summary.
+
+    >>> summary_table().loc[("shapes-blip-amc", "id"), "pg_accuracy"]  # doctest: +SKIP
+    """
+    rows = []
+    for name in names:
+        stored = card(name)
+        for split in GROUNDING_SPLITS:
+            grounding = stored["grounding"][split]
+            rows.append({"model": name, "split": split, "parameters": stored["parameters"],
+                         "steps": stored["steps"],
+                         "heldout_" + stored["heldout"]["metric"]: stored["heldout"]["value"],
+                         **{metric: grounding[metric] for metric in SUMMARY_METRICS}})
+    return pd.DataFrame(rows).set_index(["model", "split"])
+
+
 def _plain(values: dict) -> dict:
     # JSON has no NaN: write None for a missing value.
     out = {}
@@ -80,8 +102,6 @@ def compute_card(name: str) -> dict:
 
     >>> compute_card("shapes-clip")  # doctest: +SKIP
     """
-    from qgnb.explain import evaluate  # imported here: `qgnb.zoo` loads without the evaluator
-
     torch.set_num_threads(1)
     zoo_spec = spec(name)
     directory = checkpoint_dir(name)
@@ -101,7 +121,7 @@ def compute_card(name: str) -> dict:
     result["explainer"] = explainer.config
     result["grounding"] = {"n": GROUNDING_N, "seed": EVAL_SEED}
     for split in GROUNDING_SPLITS:
-        table = evaluate(explainer, shapes(split, GROUNDING_N, EVAL_SEED))
+        table = evaluate(explainer, shapes(split, GROUNDING_N, EVAL_SEED), batch_size=50)
         table.to_csv(directory / f"grounding_{split}.csv", index=False)
         result["grounding"][split] = _plain(summarize(table).to_dict())
     (directory / "card.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -69,7 +69,7 @@ _BASE = Architecture(
     family="blip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64
 )
 _LARGE = Architecture(
-    family="blip", hidden=128, vision_layers=4, text_layers=3, heads=4, embed_dim=96
+    family="blip", hidden=128, vision_layers=4, text_layers=2, heads=4, embed_dim=96
 )
 _CLIP = Architecture(
     family="clip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64
@@ -87,20 +87,20 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-blip-base",
             _BASE,
-            Recipe(stages=(("itc", 600), ("itm", 2400))),
+            Recipe(stages=(("itc", 300), ("itm", 1700))),
             notes="BlipForImageTextRetrieval, ITC warm-up then ITC + ITM with hard negatives.",
         ),
         ZooSpec(
             "shapes-blip-amc",
             _BASE,
-            Recipe(stages=(("amc", 600),), learning_rate=2e-4, warmup_steps=50,
+            Recipe(stages=(("amc", 300),), learning_rate=2e-4, warmup_steps=50,
                    init_from="shapes-blip-base", seed=1),
             notes="shapes-blip-base fine-tuned with ITM + ITC + the AMC loss (Yang et al. 2023).",
         ),
         ZooSpec(
             "shapes-blip-large",
             _LARGE,
-            Recipe(stages=(("itc", 800), ("itm", 3200))),
+            Recipe(stages=(("itc", 300), ("itm", 2200))),
             notes="Wider and deeper than shapes-blip-base, trained longer the same way.",
         ),
     )

@@ -64,14 +64,39 @@ def stage_at(zoo_spec: ZooSpec, step: int) -> str:
     raise ValueError(f"step {step} is past the last step {end - 1} of {zoo_spec.name}")
 
 
-def _tokens(processor, phrases: list[str]) -> dict[str, torch.Tensor]:
-    encoded = processor.tokenizer(phrases, padding=True, truncation=True, return_tensors="pt")
-    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+class PhraseTokens:
+    """The processor's tokenizer with a cache: each distinct phrase is tokenized once.
+
+    (The tokenizer costs more per batch than a training step of these small models.)
+
+    >>> from qgnb.zoo.models import new_processor
+    >>> PhraseTokens(new_processor("blip"))(["the circle", "the red circle"])["attention_mask"]
+    tensor([[1, 1, 1, 1, 0],
+            [1, 1, 1, 1, 1]])
+    """
+
+    def __init__(self, processor) -> None:
+        self.tokenizer = processor.tokenizer
+        self.cache: dict[str, list[int]] = {}
+
+    def __call__(self, phrases: list[str]) -> dict[str, torch.Tensor]:
+        for phrase in phrases:
+            if phrase not in self.cache:
+                self.cache[phrase] = self.tokenizer(phrase, truncation=True)["input_ids"]
+        rows = [self.cache[phrase] for phrase in phrases]
+        width = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):  # right padding, as the tokenizer pads
+            input_ids[i, : len(row)] = torch.tensor(row)
+            attention_mask[i, : len(row)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-def _blip_losses(model, processor, batch: Batch, stage: str, zoo_spec: ZooSpec) -> dict:
+def _blip_losses(model, processor, tokens: PhraseTokens, batch: Batch, stage: str,
+                 zoo_spec: ZooSpec) -> dict:
     pixel_values = processor.image_processor(batch.images, return_tensors="pt")["pixel_values"]
-    positives = _tokens(processor, batch.phrases)
+    positives = tokens(batch.phrases)
     image_embeds = model.vision_model(pixel_values=pixel_values).last_hidden_state
     text_embeds = model.text_encoder(**positives).last_hidden_state
     image_features = F.normalize(model.vision_proj(image_embeds[:, 0]), dim=-1)
@@ -79,7 +104,7 @@ def _blip_losses(model, processor, batch: Batch, stage: str, zoo_spec: ZooSpec) 
     losses = {"itc": itc_loss(image_features, text_features, batch.same_text(), TEMPERATURE)}
     if stage == "itc":
         return losses
-    pairs = _tokens(processor, batch.phrases + batch.negatives)
+    pairs = tokens(batch.phrases + batch.negatives)
     both = torch.cat([image_embeds, image_embeds])
     hidden = model.text_encoder(**pairs, encoder_hidden_states=both,
                                 encoder_attention_mask=torch.ones(both.shape[:2],
@@ -99,9 +124,9 @@ def _blip_losses(model, processor, batch: Batch, stage: str, zoo_spec: ZooSpec) 
     return losses
 
 
-def _clip_losses(model, processor, batch: Batch) -> dict:
+def _clip_losses(model, processor, tokens: PhraseTokens, batch: Batch) -> dict:
     pixel_values = processor.image_processor(batch.images, return_tensors="pt")["pixel_values"]
-    texts = _tokens(processor, batch.phrases + batch.negatives)
+    texts = tokens(batch.phrases + batch.negatives)
     image_features = F.normalize(model.get_image_features(pixel_values=pixel_values)
                                  .pooler_output, dim=-1)
     text_features = F.normalize(model.get_text_features(**texts).pooler_output, dim=-1)
@@ -146,6 +171,7 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         start, log, elapsed = state["step"], state["log"], state["seconds"]
     pool = scene_pool("train", recipe.train_scenes, recipe.seed)
+    tokens = PhraseTokens(processor)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     began = time.perf_counter() - elapsed
@@ -157,9 +183,9 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
             group["lr"] = learning_rate(zoo_spec, step)
         batch = draw_batch(pool, recipe.batch_size, recipe.seed, step)
         if zoo_spec.architecture.family == "clip":
-            losses = _clip_losses(model, processor, batch)
+            losses = _clip_losses(model, processor, tokens, batch)
         else:
-            losses = _blip_losses(model, processor, batch, stage, zoo_spec)
+            losses = _blip_losses(model, processor, tokens, batch, stage, zoo_spec)
         total = sum(v for k, v in losses.items() if k != "itm_accuracy")
         optimizer.zero_grad(set_to_none=True)
         total.backward()
