@@ -100,7 +100,7 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-blip-large",
             _LARGE,
-            Recipe(stages=(("itc", 300), ("itm", 2200))),
+            Recipe(stages=(("itc", 300), ("itm", 1900))),
             notes="Wider and deeper than shapes-blip-base, trained longer the same way.",
         ),
     )
