@@ -162,3 +162,18 @@ def test_stored_map_of_another_image_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"sample 0 \('s0'\): the map from the store {tmp_path}"
                                          r" is \(9, 5\), the image is \(6, 10\)"):
         evaluate(Brightness(), resized, store=tmp_path, progress=False)
+
+
+def test_repeated_ids_without_store_keep_their_own_maps() -> None:
+    data = samples(4)
+    data[1].id = "s0"  # same id, different image: each row still scores its own map
+    pd.testing.assert_frame_equal(evaluate(Brightness(), data, batch_size=4, progress=False),
+                                  expected_table(data))
+
+
+def test_wrong_map_size_from_explainer_is_named_and_not_stored(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"sample 0 \('s0'\): the map from the explainer is "
+                                         r"\(3, 3\), the image is \(6, 8\)"):
+        evaluate(lambda images, phrases: [torch.ones(3, 3)] * len(images), samples(3),
+                 store=tmp_path, progress=False)
+    assert not list(tmp_path.glob("batch-*"))

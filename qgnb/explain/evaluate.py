@@ -39,11 +39,6 @@ def _annotation(dataset: Sequence[Sample], index: int) -> Any:
     return records[index] if records is not None else dataset[index]
 
 
-def _image_shape(note: Any) -> tuple[int, int]:
-    width, height = note.image_size if hasattr(note, "image_size") else note.image.size
-    return height, width
-
-
 def evaluate(explainer: Explainer, dataset: Sequence[Sample], *, batch_size: int = 16,
              store: str | Path | None = None, device: str | torch.device | None = None,
              progress: bool = True, **metric_kwargs: Any) -> pd.DataFrame:
@@ -86,40 +81,31 @@ def evaluate(explainer: Explainer, dataset: Sequence[Sample], *, batch_size: int
     tables = []
     with tqdm(total=len(dataset), unit="map", disable=not progress, desc="evaluate") as bar:
         for start in range(0, len(dataset), batch_size):
-            indices = range(start, min(start + batch_size, len(dataset)))
+            indices = list(range(start, min(start + batch_size, len(dataset))))
             notes = [_annotation(dataset, i) for i in indices]
-            for i, note in zip(indices, notes, strict=True):
-                if map_store is not None and note.id in seen:
-                    raise ValueError(f"sample {i}: id {note.id!r} repeats sample {seen[note.id]}; "
-                                     "a map store needs unique sample ids")
-                seen[note.id] = i
+            if map_store is not None:
+                for i, note in zip(indices, notes, strict=True):
+                    if note.id in seen:
+                        raise ValueError(f"sample {i}: id {note.id!r} repeats sample "
+                                         f"{seen[note.id]}; a map store needs unique sample ids")
+                    seen[note.id] = i
             todo = [i for i, note in zip(indices, notes, strict=True) if note.id not in stored]
+            fresh: dict[int, torch.Tensor] = {}
             if todo:
-                samples = [dataset[i] for i in todo]
                 begin = time.perf_counter()
-                fresh = explainer([s.image for s in samples], [s.phrase for s in samples])
+                fresh = _explain(explainer, dataset, todo)
                 seconds["explain"] += time.perf_counter() - begin
-                if len(fresh) != len(samples):
-                    raise ValueError(f"samples {todo[0]}..{todo[-1]}: the explainer returned "
-                                     f"{len(fresh)} maps for {len(samples)} samples")
-                fresh_maps = dict(zip((s.id for s in samples), fresh, strict=True))
                 if map_store is not None:
                     begin = time.perf_counter()
-                    map_store.save(list(fresh_maps), list(fresh_maps.values()))
+                    map_store.save([notes[i - start].id for i in todo], list(fresh.values()))
                     seconds["store"] += time.perf_counter() - begin
-            else:
-                fresh_maps = {}
             begin = time.perf_counter()
-            maps = [fresh_maps[note.id] if note.id in fresh_maps else stored[note.id]
-                    for note in notes]
-            for i, note, image_map in zip(indices, notes, maps, strict=True):
-                if tuple(image_map.shape) != _image_shape(note):
-                    source = "explainer" if note.id in fresh_maps else f"store {store}"
-                    raise ValueError(f"sample {i} ({note.id!r}): the map from the {source} is "
-                                     f"{tuple(image_map.shape)}, the image is "
-                                     f"{_image_shape(note)} (height, width)")
-            target = metrics_device or maps[0].device
-            maps = [m.to(target) for m in maps]
+            maps = []
+            for i, note in zip(indices, notes, strict=True):
+                image_map = fresh[i] if i in fresh else stored[note.id]
+                if i not in fresh:
+                    _check_shape(i, note, image_map, f"the store {store}")
+                maps.append(image_map.to(metrics_device or image_map.device))
             if len({tuple(m.shape) for m in maps}) == 1:
                 maps = torch.stack(maps)
             table = score(maps, [note.boxes for note in notes], ids=[note.id for note in notes],
@@ -131,3 +117,26 @@ def evaluate(explainer: Explainer, dataset: Sequence[Sample], *, batch_size: int
     result = pd.concat(tables, ignore_index=True)
     result.attrs["seconds"] = seconds
     return result
+
+
+def _explain(explainer: Explainer, dataset: Sequence[Sample],
+             indices: list[int]) -> dict[int, torch.Tensor]:
+    """Maps of the samples at ``indices``, checked against their images' sizes."""
+    samples = [dataset[i] for i in indices]
+    maps = explainer([s.image for s in samples], [s.phrase for s in samples])
+    if len(maps) != len(samples):
+        raise ValueError(f"samples {indices[0]}..{indices[-1]}: the explainer returned "
+                         f"{len(maps)} maps for {len(samples)} samples")
+    for i, sample, image_map in zip(indices, samples, maps, strict=True):
+        _check_shape(i, sample, image_map, "the explainer")
+    if any(m.is_cuda for m in maps):
+        torch.cuda.synchronize()  # so that the time is the explainer's, not the metrics'
+    return dict(zip(indices, maps, strict=True))
+
+
+def _check_shape(index: int, note: Any, image_map: torch.Tensor, source: str) -> None:
+    width, height = note.image_size if hasattr(note, "image_size") else note.image.size
+    if tuple(image_map.shape) != (height, width):
+        raise ValueError(f"sample {index} ({note.id!r}): the map from {source} is "
+                         f"{tuple(image_map.shape)}, the image is {(height, width)} "
+                         "(height, width)")
