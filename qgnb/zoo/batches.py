@@ -1,4 +1,4 @@
-"""Training batches drawn from a pool of synthetic scenes: positives, hard negatives, masks.
+"""Training batches drawn from a pool of synthetic scenes: positives, hard negatives, boxes.
 
 Every batch is a function of ``(seed, step)`` alone, so a resumed run draws exactly the
 batches the killed run would have drawn.
@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from qgnb.data.shapes import hard_negatives, referents, shapes
+from qgnb.metrics import box_mask
 
 # Share of ITM negatives taken from another scene (the rest change one attribute or the
 # relation of the true phrase): easy negatives keep the model from keying on one word alone.
@@ -22,12 +23,12 @@ OTHER_SCENE_SHARE = 0.25
 
 @dataclass
 class ScenePool:
-    """Pre-generated training scenes: images, phrases, hard negatives, target masks, metas."""
+    """Pre-generated training scenes: images, phrases, hard negatives, target regions, metas."""
 
     images: list[Image.Image]
     phrases: list[str]
     negatives: list[list[str]]
-    masks: torch.Tensor  # (N, H, W) float, 1 on the target object
+    regions: torch.Tensor  # (N, H, W) float, 1 inside the target's box (the scored region)
     metas: list[dict]
 
     def __len__(self) -> int:
@@ -38,7 +39,7 @@ def scene_pool(split: str, n: int, seed: int) -> ScenePool:
     """Generate ``n`` scenes of ``qgnb.data.shapes(split, n, seed)`` with their hard negatives.
 
     >>> pool = scene_pool("train", 4, 0)
-    >>> len(pool), tuple(pool.masks.shape)
+    >>> len(pool), tuple(pool.regions.shape)
     (4, (4, 64, 64))
     """
     samples = [s for s in tqdm(shapes(split, n, seed), desc=f"scenes ({split})", leave=False)]
@@ -46,9 +47,9 @@ def scene_pool(split: str, n: int, seed: int) -> ScenePool:
     empty = [s.id for s, negs in zip(samples, negatives, strict=True) if not negs]
     if empty:
         raise ValueError(f"scene pool: samples without a hard negative: {empty[:5]}")
-    masks = torch.from_numpy(np.stack([s.mask for s in samples])).float()
-    return ScenePool([s.image for s in samples], [s.phrase for s in samples], negatives, masks,
-                     [s.meta for s in samples])
+    regions = np.stack([box_mask(s.boxes, s.image.height, s.image.width) for s in samples])
+    return ScenePool([s.image for s in samples], [s.phrase for s in samples], negatives,
+                     torch.from_numpy(regions).float(), [s.meta for s in samples])
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Batch:
     images: list[Image.Image]
     phrases: list[str]
     negatives: list[str]
-    masks: torch.Tensor
+    regions: torch.Tensor
 
     def same_text(self) -> torch.Tensor:
         """(B, B) bool: True where two positive phrases are identical (ITC positives)."""
@@ -80,7 +81,7 @@ def draw_batch(pool: ScenePool, batch_size: int, seed: int, step: int) -> Batch:
     indices = [int(i) for i in rng.integers(len(pool), size=batch_size)]
     negatives = [_negative(pool, i, rng) for i in indices]
     return Batch(indices, [pool.images[i] for i in indices], [pool.phrases[i] for i in indices],
-                 negatives, pool.masks[indices])
+                 negatives, pool.regions[indices])
 
 
 def _negative(pool: ScenePool, index: int, rng: np.random.Generator) -> str:

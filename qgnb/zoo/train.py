@@ -118,8 +118,8 @@ def _blip_losses(model, processor, tokens: PhraseTokens, batch: Batch, stage: st
         grids = cross_attention_gradcam(model, pixel_values, positives["input_ids"],
                                         positives["attention_mask"], layer=GRADCAM_LAYER,
                                         tokens=GRADCAM_TOKENS, create_graph=True)
-        maps = upsample_to_images(grids, [tuple(batch.masks.shape[1:])] * len(grids))
-        losses["amc"] = recipe.amc_weight * amc_loss(maps, batch.masks, recipe.amc_margin,
+        maps = upsample_to_images(grids, [tuple(batch.regions.shape[1:])] * len(grids))
+        losses["amc"] = recipe.amc_weight * amc_loss(maps, batch.regions, recipe.amc_margin,
                                                      recipe.amc_share_weight)
     return losses
 
