@@ -11,6 +11,7 @@ ratio, and the speedup over the per-sample numpy reference (timed on a subset an
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -64,8 +65,8 @@ def main() -> None:
 
     maps, boxes = make_inputs(args.n, args.size, args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device "
-          f"{args.device}; {args.n} maps of {args.size}x{args.size}, "
-          f"{sum(len(b) for b in boxes)} boxes")
+          f"{args.device}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"{args.n} maps of {args.size}x{args.size}, {sum(len(b) for b in boxes)} boxes")
     score(maps[:8], boxes[:8])  # warm-up
     t_sum = best_of(lambda: maps.sum(), args.repeats * 4)
     t_score = best_of(lambda: score(maps, boxes, tol=15), args.repeats)

@@ -43,7 +43,7 @@ METRIC_COLUMNS = ("pg_hit", "pg_uncertain", "soft_iou", "soft_dice", "hard_iou",
                   "wdp", "io_ratio")
 COLUMNS = METRIC_COLUMNS + ("flat", "n_top_peaks")
 
-# Pixels per chunk: bounds the workspace (20 bytes a pixel for float32) whatever N is; on CPU
+# Pixels per chunk: bounds the workspace (16 bytes a pixel for float32) whatever N is; on CPU
 # small enough to stay in cache, on GPU large enough to fill the device.
 CHUNK_PIXELS = {"cpu": 1 << 20, "cuda": 1 << 25}
 # Above this many pixels at the top level in one sample, its NMS runs dense instead of pairwise.
@@ -142,7 +142,7 @@ class _Workspace:
         def buffer() -> torch.Tensor:
             return torch.empty(n, h, w, dtype=dtype, device=device)
 
-        self.a, self.hard, self.inside, self.d, self.scratch = (buffer() for _ in range(5))
+        self.a, self.hard, self.inside, self.d = (buffer() for _ in range(4))
 
 
 def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.ndarray, ids,
@@ -160,7 +160,7 @@ def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.nda
     scale = torch.where(flat, 1, top)
     ranges, dy2, dx2 = boxes
 
-    a, hard, inside, d, scratch = (t[:n] for t in (ws.a, ws.hard, ws.inside, ws.d, ws.scratch))
+    a, hard, inside, d = (t[:n] for t in (ws.a, ws.hard, ws.inside, ws.d))
     # The prepared map A = relu(x) / max.
     if bool((low < 0).any()):
         torch.clamp_min(x, 0, out=a)
@@ -169,14 +169,18 @@ def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.nda
         torch.div(x, scale[:, None, None], out=a)
     _binarise(a, threshold, out=hard)
     # d(p)^2 = min over boxes of dy^2 + dx^2 (outer sums of per-row and per-column vectors);
-    # it is 0 exactly inside M (see _box_tensors), so M = 1 - sign(d^2).
+    # it is 0 exactly inside M and >= the smallest normal float outside (see _box_tensors), so
+    # M = clamp(1 - K d^2, 0) with K = 2**(max exponent) (1 - K d^2 <= -1 outside).
     torch.add(dy2[:, 0, :, None], dx2[:, 0, None, :], out=d)
     for b in range(1, dy2.shape[1]):
-        torch.add(dy2[:, b, :, None], dx2[:, b, None, :], out=scratch)
-        torch.minimum(d, scratch, out=d)
-    torch.sign(d, out=inside)
-    inside.neg_().add_(1)
-    d.sqrt_()
+        torch.add(dy2[:, b, :, None], dx2[:, b, None, :], out=inside)  # as scratch
+        torch.minimum(d, inside, out=d)
+    big = 2.0 ** (math.frexp(torch.finfo(d.dtype).max)[1] - 1)
+    torch.add(torch.ones((), dtype=d.dtype, device=device), d, alpha=-big, out=inside)
+    inside.clamp_min_(0)
+    # d = sqrt(d^2 + M) - M: exact (sqrt(1) - 1 == 0 inside, d - 0 outside), and keeps zeros out
+    # of sqrt, which torch evaluates about five times slower on CPU than other values.
+    d.add_(inside).sqrt_().sub_(inside)
 
     def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if u.device.type == "cpu":
