@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from qgnb.pvp.batch import prompt_tensor, query_tensors
-from qgnb.pvp.model import IGNORE, TinyVLM, lm_config, random_vision_tower, vision_tower
+from qgnb.pvp.model import (
+    IGNORE,
+    TinyVLM,
+    lm_config,
+    ordinal_embeddings,
+    random_vision_tower,
+    vision_tower,
+)
 from qgnb.pvp.regimes import REGIMES, apply_regime, trainable_parameters
 from qgnb.pvp.tokenizer import build_tokenizer
 
@@ -146,3 +153,24 @@ def test_unknown_regime_and_vision_source_are_errors(tok):
         apply_regime(tiny_model(tok), "lm")
     with pytest.raises(ValueError, match="unknown vision source"):
         vision_tower("imagenet")
+
+
+def test_ordinal_embeddings_put_near_numbers_near():
+    e = ordinal_embeddings(256, 128, scale=0.02)
+    assert e.shape == (256, 128)
+    assert float(e.std()) == pytest.approx(0.02, rel=0.05)
+    similarity = e @ e[137]
+    assert int(similarity.argmax()) == 137
+    assert similarity[136] > similarity[120] > similarity[20]
+    with pytest.raises(ValueError, match="even"):
+        ordinal_embeddings(4, 3)
+
+
+def test_number_tokens_start_from_ordinal_embeddings(tok):
+    tower, _ = random_vision_tower(seed=0, hidden=16, layers=1, heads=2)
+    model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id, hidden=32, layers=1, heads=2),
+                    tok.number_ids)
+    wte = model.lm.transformer.wte.weight
+    torch.testing.assert_close(wte[tok.number_ids], ordinal_embeddings(256, 32))
+    assert tok.number_ids[:3] == tok.encode("0 1 2")
+    assert model.lm.lm_head.weight is wte  # answers are scored against the same embeddings

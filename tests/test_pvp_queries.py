@@ -7,6 +7,7 @@ from PIL import Image
 from qgnb.pvp.queries import (
     all_cells,
     mask_grid,
+    reconstruct_cells,
     reconstruct_queries,
     segmentation_cells,
     segmentation_queries,
@@ -105,3 +106,17 @@ def test_segmentation_cells_give_an_empty_group_share_to_the_others():
 def test_segmentation_cells_reject_a_bad_mix():
     with pytest.raises(ValueError, match="mix"):
         segmentation_cells(np.ones((2, 2), bool), 4, np.random.default_rng(0), mix=(1, 1, 0))
+
+
+def test_reconstruct_cells_mix_uniform_and_detail_cells():
+    grid = np.full((8, 8, 3), 100, np.uint8)
+    grid[5, 6] = (200, 100, 100)  # the only cell away from the median colour
+    cells = reconstruct_cells(grid, 400, np.random.default_rng(0), detail_share=0.5)
+    on_detail = ((cells[:, 0] == 5) & (cells[:, 1] == 6)).mean()
+    assert on_detail == pytest.approx(0.5 + 0.5 / 64, abs=0.06)
+    flat = np.zeros((4, 4, 3), np.uint8)  # no detail anywhere: every cell equally likely
+    cells = reconstruct_cells(flat, 1600, np.random.default_rng(1), detail_share=1.0)
+    counts = np.bincount(cells[:, 0] * 4 + cells[:, 1], minlength=16)
+    assert counts.min() > 60 and counts.max() < 140
+    with pytest.raises(ValueError, match="detail_share"):
+        reconstruct_cells(flat, 4, np.random.default_rng(0), detail_share=1.5)

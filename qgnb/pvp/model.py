@@ -34,6 +34,25 @@ def lm_config(vocab_size: int, eos_id: int, hidden: int = 128, layers: int = 2,
                       attn_pdrop=0.0, bos_token_id=eos_id, eos_token_id=eos_id)
 
 
+def ordinal_embeddings(count: int, width: int, scale: float = 0.02) -> torch.Tensor:
+    """``count x width`` sinusoidal embeddings of the values ``0..count-1`` (periods from
+    ``2 * count`` down to 4, amplitude so the entries have standard deviation ``scale``).
+
+    Number tokens start from these instead of random vectors so that ``137`` begins close to
+    ``138``: the language model does not have to discover the order of 256 values from scratch
+    (the output layer is tied to these embeddings, so answers inherit the same order).
+
+    >>> e = ordinal_embeddings(256, 128)
+    >>> bool((e[137] @ e[138]) > (e[137] @ e[20]))
+    True
+    """
+    if width % 2:
+        raise ValueError(f"width must be even, got {width}")
+    periods = (2.0 * count) * (4.0 / (2.0 * count)) ** torch.linspace(0, 1, width // 2)
+    angles = torch.arange(count, dtype=torch.float32)[:, None] * (2 * torch.pi / periods)
+    return scale * 2**0.5 * torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
 def random_vision_tower(seed: int = 0, hidden: int = 96, layers: int = 3, heads: int = 4,
                         image_size: int = 64, patch_size: int = 8
                         ) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
@@ -89,7 +108,8 @@ class TinyVLM(nn.Module):
     torch.Size([1, 64, 128])
     """
 
-    def __init__(self, vision: CLIPVisionModel, config: GPT2Config):
+    def __init__(self, vision: CLIPVisionModel, config: GPT2Config,
+                 number_ids: list[int] | None = None):
         super().__init__()
         self.vision = vision
         width = config.n_embd
@@ -97,6 +117,10 @@ class TinyVLM(nn.Module):
             nn.Linear(vision.config.hidden_size, width), nn.GELU(), nn.Linear(width, width)
         )
         self.lm = GPT2LMHeadModel(config)
+        if number_ids is not None:
+            with torch.no_grad():
+                self.lm.transformer.wte.weight[number_ids] = ordinal_embeddings(
+                    len(number_ids), width, config.initializer_range)
 
     def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``B x P x width``: the patch tokens (class token dropped) through the connector."""

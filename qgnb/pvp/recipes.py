@@ -31,8 +31,9 @@ class Recipe:
     grid: int = 16
     images_per_step: int = 8
     queries_per_image: int = 32
+    detail_share: float = 0.5  # share of PVP training queries drawn where the detail is
     learning_rate: float = 1e-3
-    warmup_steps: int = 50
+    warmup_steps: int = 100
     train_images: int = 2000
     lm_hidden: int = 128
     lm_layers: int = 2
@@ -53,7 +54,7 @@ PVP_REGIMES = {
     "connector+lm+vision": "pvp-connector-lm-vision",
 }
 RECIPES: dict[str, Recipe] = {
-    "pvp-stage1": Recipe("pvp", "connector+lm", steps=600),
+    "pvp-stage1": Recipe("pvp", "connector+lm", steps=1000),
     **{name: Recipe("pvp", regime, steps=600, init="pvp-stage1", seed=1)
        for regime, name in PVP_REGIMES.items()},
     "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=400,

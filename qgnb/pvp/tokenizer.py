@@ -36,6 +36,11 @@ class PVPTokenizer:
         self.unk_id = tokenizer.token_to_id("<unk>")
 
     @property
+    def number_ids(self) -> list[int]:
+        """Ids of the number tokens ``"0"`` .. ``"255"``, in value order."""
+        return [self.tokenizer.token_to_id(n) for n in NUMBERS]
+
+    @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
 

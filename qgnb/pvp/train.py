@@ -27,14 +27,16 @@ from qgnb.pvp.cards import CHECKPOINTS, checkpoint_dir, load_directory, save
 from qgnb.pvp.model import TinyVLM, lm_config, vision_tower
 from qgnb.pvp.queries import (
     mask_grid,
+    reconstruct_cells,
     reconstruct_queries,
     segmentation_cells,
     segmentation_queries,
+    target_grid,
 )
 from qgnb.pvp.recipes import Recipe, recipe
 from qgnb.pvp.reconstruct import reconstruction_error
 from qgnb.pvp.regimes import apply_regime, trainable_parameters
-from qgnb.pvp.segmentation import ciou, mean_iou, predict_masks
+from qgnb.pvp.segmentation import ciou, intersections_unions, mean_iou, predict_masks
 from qgnb.pvp.tokenizer import build_tokenizer
 
 CURVE_IMAGES = 8  # held-out "id" images scored along the way
@@ -54,7 +56,7 @@ def initial_model(r: Recipe, root: Path):
     config = lm_config(tokenizer.vocab_size, tokenizer.eos_id, r.lm_hidden, r.lm_layers,
                        r.lm_heads)
     parent = {"vision": r.vision, "vision_adapted": False, "stages": []}
-    return TinyVLM(tower, config), tokenizer, processor, parent
+    return TinyVLM(tower, config, tokenizer.number_ids), tokenizer, processor, parent
 
 
 def load_card(root: Path, name: str) -> dict[str, Any]:
@@ -66,7 +68,8 @@ def batch_queries(r: Recipe, samples, rng: np.random.Generator) -> list[list[tup
     out = []
     for sample in samples:
         if r.task == "pvp":
-            cells = rng.integers(0, r.grid, size=(r.queries_per_image, 2))
+            cells = reconstruct_cells(target_grid(sample.image, r.grid), r.queries_per_image,
+                                      rng, r.detail_share)
             out.append(reconstruct_queries(sample.image, r.grid, cells))
         else:
             grid_mask = mask_grid(sample.mask, r.grid)
@@ -77,15 +80,17 @@ def batch_queries(r: Recipe, samples, rng: np.random.Generator) -> list[list[tup
 
 def evaluate(r: Recipe, model: TinyVLM, tokenizer, processor, split: str, n: int, seed: int,
              progress: bool = False) -> dict[str, float]:
-    """Held-out figures: reconstruction errors (PVP) or cIoU / mean IoU (segmentation)."""
+    """Held-out figures: reconstruction errors (PVP), or cIoU, mean IoU and the per-sample
+    intersections and unions at grid resolution (segmentation)."""
     samples = [s for s in shapes(split, n, seed)]
     if r.task == "pvp":
         return reconstruction_error(model, tokenizer, processor, [s.image for s in samples],
                                     r.grid, progress=progress)
     masks, unparseable = predict_masks(model, tokenizer, processor, samples, r.grid, progress)
     targets = [mask_grid(s.mask, r.grid) for s in samples]
+    inter, union = intersections_unions(masks, targets)
     return {"ciou": ciou(masks, targets), "mean_iou": mean_iou(masks, targets),
-            "unparseable": unparseable}
+            "unparseable": unparseable, "intersection": inter.tolist(), "union": union.tolist()}
 
 
 def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work"),
@@ -131,8 +136,9 @@ def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work
         scheduler.step()
         losses.append(loss.item())
         if (step + 1) % r.eval_every == 0 or step + 1 == total:
+            scores = evaluate(r, model, tokenizer, processor, "id", CURVE_IMAGES, 1)
             point = {"step": step + 1, "loss": float(np.mean(losses)),
-                     **evaluate(r, model, tokenizer, processor, "id", CURVE_IMAGES, 1)}
+                     **{k: v for k, v in scores.items() if not isinstance(v, list)}}
             curve.append(point)
             tqdm.write(f"{name} {point}")
             losses = []

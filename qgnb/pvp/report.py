@@ -1,0 +1,117 @@
+"""Tables for notebook 04, read from the shipped checkpoints' cards (no training, no decoding)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from qgnb.pvp.cards import CHECKPOINTS, card, load
+from qgnb.pvp.recipes import PVP_REGIMES, RECIPES
+from qgnb.pvp.reconstruct import reconstruct
+from qgnb.pvp.segmentation import ciou_gain
+
+SEGMENTATION_MODELS = {"frozen encoder": "seg-frozen-encoder",
+                       "PVP-adapted encoder": "seg-pvp-encoder"}
+
+
+def regime_table(split: str = "id", root: Path = CHECKPOINTS) -> pd.DataFrame:
+    """One row per PVP regime: what it trains, trainable parameters, steps, and the held-out
+    error per channel (0-255), their mean and the share of unparseable answers.
+
+    >>> regime_table().columns[:3].tolist()  # doctest: +SKIP
+    ['regime', 'trainable parameters', 'steps']
+    """
+    rows = []
+    for regime, name in PVP_REGIMES.items():
+        info = card(name, root)
+        scores = info["eval"][split]
+        rows.append({"regime": regime, "trainable parameters": info["trainable_parameters"],
+                     "steps": info["steps"], "MAE r": scores["mae_r"], "MAE g": scores["mae_g"],
+                     "MAE b": scores["mae_b"], "MAE": scores["mae"],
+                     "unparseable": scores["unparseable"]})
+    return pd.DataFrame(rows)
+
+
+def curve_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
+    """The held-out error along training: stage 1, then each regime (steps counted from the
+    start of stage 1), long format ``regime, step, MAE, loss``.
+
+    >>> curve_table().columns.tolist()  # doctest: +SKIP
+    ['regime', 'step', 'MAE', 'loss']
+    """
+    stage1 = card("pvp-stage1", root)
+    rows = [{"regime": "stage 1 (connector+lm)", "step": p["step"], "MAE": p["mae"],
+             "loss": p["loss"]} for p in stage1["curve"]]
+    for regime, name in PVP_REGIMES.items():
+        rows += [{"regime": regime, "step": stage1["steps"] + p["step"], "MAE": p["mae"],
+                  "loss": p["loss"]} for p in card(name, root)["curve"]]
+    return pd.DataFrame(rows)
+
+
+def reconstructions(images: list[Image.Image], size: int = 16,
+                    root: Path = CHECKPOINTS) -> dict[str, np.ndarray]:
+    """``N x size x size x 3`` reconstructions per regime (unparseable cells black), decoded
+    now from the shipped checkpoints.
+
+    >>> sorted(reconstructions([Image.new("RGB", (64, 64))]))  # doctest: +SKIP
+    ['connector', 'connector+lm', 'connector+lm+vision']
+    """
+    out = {}
+    for regime, name in PVP_REGIMES.items():
+        model, tokenizer, processor = load(name, root)
+        out[regime] = reconstruct(model, tokenizer, processor, images, size)[0]
+    return out
+
+
+def segmentation_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
+    """cIoU and mean IoU (in %) of the two segmentation models on ``id`` and ``ood``.
+
+    >>> segmentation_table().shape  # doctest: +SKIP
+    (4, 5)
+    """
+    rows = []
+    for label, name in SEGMENTATION_MODELS.items():
+        info = card(name, root)
+        for split, scores in info["eval"].items():
+            rows.append({"model": label, "split": split, "cIoU": 100 * scores["ciou"],
+                         "mean IoU": 100 * scores["mean_iou"],
+                         "unparseable": scores["unparseable"]})
+    return pd.DataFrame(rows)
+
+
+def segmentation_gain(root: Path = CHECKPOINTS) -> pd.DataFrame:
+    """cIoU gain (points) of the PVP-adapted encoder over the frozen one, per split, with a
+    95% paired bootstrap interval over the held-out samples.
+
+    >>> segmentation_gain().columns.tolist()  # doctest: +SKIP
+    ['split', 'cIoU gain', 'low', 'high']
+    """
+    frozen, adapted = (card(name, root)["eval"] for name in SEGMENTATION_MODELS.values())
+    rows = []
+    for split in frozen:
+        a, b = frozen[split], adapted[split]
+        gain = ciou_gain(np.array(a["intersection"]), np.array(a["union"]),
+                         np.array(b["intersection"]), np.array(b["union"]))
+        rows.append({"split": split, "cIoU gain": 100 * gain["gain"], "low": 100 * gain["low"],
+                     "high": 100 * gain["high"]})
+    return pd.DataFrame(rows)
+
+
+def stage_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
+    """Every shipped checkpoint: task, regime, start point, steps, trainable parameters and
+    training time (seconds, 1 thread).
+
+    >>> stage_table().shape[0]  # doctest: +SKIP
+    6
+    """
+    rows = []
+    for name, r in RECIPES.items():
+        info = card(name, root)
+        rows.append({"checkpoint": name, "task": r.task, "trains": r.regime,
+                     "starts from": r.init or "scratch", "steps": info["steps"],
+                     "trainable parameters": info["trainable_parameters"],
+                     "train seconds": info["train_seconds"]})
+    return pd.DataFrame(rows)
