@@ -147,3 +147,19 @@ def test_cuda_equals_cpu():
     maps = torch.tensor(rng.random((8, 40, 30)), dtype=torch.float32)
     boxes = [[[3, 4, 20, 25], [0, 0, 5, 5]]] * 8
     check_same_table(score(maps, boxes, tol=15), score(maps.cuda(), boxes, tol=15))
+
+
+def test_saturated_maps_equal_reference():
+    # Clipped maps: hundreds of pixels at the maximum (the dense NMS path, beyond the pairwise
+    # limit), mixed in one stack with ordinary maps (the pairwise path).
+    rng = np.random.default_rng(6)
+    maps = np.minimum(rng.random((4, 30, 40)) * 2, 1.0).astype(np.float32)
+    maps[1] = rng.random((30, 40))
+    maps[3, :, :20] = 1.0
+    maps[3, :, 20:] = 0.2
+    boxes = [[[5, 5, 20, 15]], [[0, 0, 10, 10], [30, 20, 40, 30]], [[-5, 10, 45, 12]],
+             [[25, 0, 40, 30]]]
+    table = score(maps, boxes, tol=3)
+    assert table["n_top_peaks"].iloc[0] > 5
+    check_against_reference(maps, boxes, tol=3)
+    check_against_reference(maps, boxes, nms_window=7, levels=None)

@@ -45,7 +45,7 @@ COLUMNS = METRIC_COLUMNS + ("flat", "n_top_peaks")
 
 # Pixels per chunk: bounds the workspace (16 bytes a pixel for float32) whatever N is; on CPU
 # small enough to stay in cache, on GPU large enough to fill the device.
-CHUNK_PIXELS = {"cpu": 1 << 20, "cuda": 1 << 25}
+CHUNK_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 25}
 # Above this many pixels at the top level in one sample, its NMS runs dense instead of pairwise.
 PAIRWISE_LIMIT = 64
 
@@ -91,14 +91,15 @@ def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = Non
         budget = CHUNK_PIXELS.get(stack.device.type, CHUNK_PIXELS["cpu"])
         per_chunk = min(len(index), max(1, budget // (h * w)))
         ws = _Workspace(per_chunk, h, w, stack.dtype, stack.device)
-        box_tensors = _box_tensors(clipped, h, w, stack.dtype, stack.device)
-        for start in range(0, len(index), per_chunk):
-            part = slice(start, start + per_chunk)
-            result = _score_chunk(stack[part], tuple(t[part] for t in box_tensors),
-                                  index[part], ids, ws, tol=tol, window=window, levels=levels,
-                                  threshold=threshold)
-            for name, values in result.items():
-                out[name][index[part]] = values
+        ranges, dy2, dx2 = _box_tensors(clipped, h, w, stack.dtype, stack.device)
+        parts = [_dense_sums(stack[k : k + per_chunk], dy2[k : k + per_chunk],
+                             dx2[k : k + per_chunk], ws, threshold)
+                 for k in range(0, len(index), per_chunk)]
+        row_max, sums = (torch.cat(p) for p in zip(*parts, strict=True))
+        result = _metrics(stack, row_max, sums, ranges, index, ids, tol=tol, window=window,
+                          levels=levels)
+        for name, values in result.items():
+            out[name][index] = values
     table = pd.DataFrame({name: out[name] for name in COLUMNS})
     table["n_top_peaks"] = table["n_top_peaks"].astype("Int64").mask(table["flat"])
     if ids is not None:
@@ -145,20 +146,16 @@ class _Workspace:
         self.a, self.hard, self.inside, self.d = (buffer() for _ in range(4))
 
 
-def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.ndarray, ids,
-                 ws: _Workspace, *, tol: float, window: int, levels: int | None,
-                 threshold: float) -> dict[str, np.ndarray]:
-    n, h, w = x.shape
-    device = x.device
+def _dense_sums(x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor, ws: _Workspace,
+                threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The passes over the pixels of a chunk ``x`` ``(n, H, W)``: its row maxima ``(n, H)`` and
+    the per-map sums ``(n, 8)``: max, min, S_all, S_in, the WDP numerator, hard-mask pixels,
+    hard-mask pixels in M, |M| (NaN/inf propagate; they are reported later)."""
+    n = x.shape[0]
     row_max, row_min = x.amax(dim=2), x.amin(dim=2)
     top, low = row_max.amax(dim=1), row_min.amin(dim=1)
-    finite = torch.isfinite(top) & torch.isfinite(low)
-    if not bool(finite.all()):
-        bad = int(index[int((~finite).nonzero()[0])])
-        raise ValueError(f"{sample_label(bad, ids)}: map contains NaN or infinite values")
-    flat = (top <= 0) | (top == low)
+    flat = (top <= 0) | (top == low) | ~torch.isfinite(top)
     scale = torch.where(flat, 1, top)
-    ranges, dy2, dx2 = boxes
 
     a, hard, inside, d = (t[:n] for t in (ws.a, ws.hard, ws.inside, ws.d))
     # The prepared map A = relu(x) / max.
@@ -176,7 +173,7 @@ def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.nda
         torch.add(dy2[:, b, :, None], dx2[:, b, None, :], out=inside)  # as scratch
         torch.minimum(d, inside, out=d)
     big = 2.0 ** (math.frexp(torch.finfo(d.dtype).max)[1] - 1)
-    torch.add(torch.ones((), dtype=d.dtype, device=device), d, alpha=-big, out=inside)
+    torch.add(torch.ones((), dtype=d.dtype, device=x.device), d, alpha=-big, out=inside)
     inside.clamp_min_(0)
     # d = sqrt(d^2 + M) - M: exact (sqrt(1) - 1 == 0 inside, d - 0 outside), and keeps zeros out
     # of sqrt, which torch evaluates about five times slower on CPU than other values.
@@ -185,15 +182,31 @@ def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.nda
     def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if u.device.type == "cpu":
             # One BLAS dot per map: no temporary, faster than vecdot (mul + sum) or bmm on CPU.
-            return torch.stack([torch.dot(u[k].view(-1), v[k].view(-1)) for k in range(n)]
-                               ).double()
-        return torch.linalg.vecdot(u.reshape(n, -1), v.reshape(n, -1)).double()
+            return torch.stack([torch.dot(u[k].view(-1), v[k].view(-1)) for k in range(n)])
+        return torch.linalg.vecdot(u.reshape(n, -1), v.reshape(n, -1))
 
     def total(u: torch.Tensor) -> torch.Tensor:
-        return u.sum(dim=(1, 2)).double()
+        return u.sum(dim=(1, 2))
 
-    s_all, s_in, spill = total(a), dot(a, inside), dot(a, d)
-    h_all, h_in, area = total(hard), dot(hard, inside), total(inside)
+    sums = torch.stack([top, low, total(a), dot(a, inside), dot(a, d), total(hard),
+                        dot(hard, inside), total(inside)], dim=1).double()
+    return row_max, sums
+
+
+def _metrics(stack: torch.Tensor, row_max: torch.Tensor, sums: torch.Tensor,
+             ranges: torch.Tensor, index: np.ndarray, ids, *, tol: float, window: int,
+             levels: int | None) -> dict[str, np.ndarray]:
+    """Every column of one group from its sums, row maxima and boxes; reads only the few
+    rows of ``stack`` that hold pixels at the top level."""
+    n, h, w = stack.shape
+    device = stack.device
+    top, low, s_all, s_in, spill, h_all, h_in, area = sums.T
+    finite = torch.isfinite(top) & torch.isfinite(low)
+    if not bool(finite.all()):
+        bad = int(index[int((~finite).nonzero()[0])])
+        raise ValueError(f"{sample_label(bad, ids)}: map contains NaN or infinite values")
+    flat = (top <= 0) | (top == low)
+    scale = torch.where(flat, 1, top).to(stack.dtype)
     result = {
         "soft_iou": s_in / (area + s_all - s_in),
         "soft_dice": 2 * s_in / (s_all + area),
@@ -203,16 +216,17 @@ def _score_chunk(x: torch.Tensor, boxes: tuple[torch.Tensor, ...], index: np.nda
         "io_ratio": s_in / s_all,
     }
 
-    sample, r, c = _top_level_pixels(x, row_max, scale, flat, levels)
-    sample, r, c = _top_peaks(sample, r, c, x, scale, levels, window)
+    sample, r, c = _top_level_pixels(stack, row_max, scale, flat, levels)
+    sample, r, c = _top_peaks(sample, r, c, stack, scale, levels, window)
     hit = _hit(r, c, ranges[sample], tol)
     n_top = torch.bincount(sample, minlength=n)
     n_hit = torch.bincount(sample, weights=hit.double(), minlength=n)
     # p* = first maximum of A in row-major order. A == 1 exactly where x == max(x) (for
     # x < m, x / m rounds below 1), so: the first row holding the maximum, then its column.
-    star_r = (row_max == top[:, None]).to(torch.uint8).argmax(dim=1)
-    star_row = x[torch.arange(n, device=device), star_r]
-    star_c = (star_row == top[:, None]).to(torch.uint8).argmax(dim=1)
+    top_x = top.to(stack.dtype)
+    star_r = (row_max == top_x[:, None]).to(torch.uint8).argmax(dim=1)
+    star_row = stack[torch.arange(n, device=device), star_r]
+    star_c = (star_row == top_x[:, None]).to(torch.uint8).argmax(dim=1)
     result["pg_hit"] = _hit(star_r, star_c, ranges, tol).double()
     result["pg_uncertain"] = ((n_hit > 0) & (n_hit < n_top)).double()
     out = {name: value.cpu().numpy() for name, value in result.items()}
@@ -313,27 +327,33 @@ def _top_peaks(sample: torch.Tensor, r: torch.Tensor, c: torch.Tensor, x: torch.
     pos = torch.arange(len(sample), device=x.device) - starts[sample]
     pairwise = counts[sample] <= PAIRWISE_LIMIT
     keep = torch.ones_like(sample, dtype=torch.bool)
-    g = int(counts.clamp_max(PAIRWISE_LIMIT).max())
-    if g > 1:
-        s, p = sample[pairwise], pos[pairwise]
-        rows = torch.zeros(n, g, dtype=r.dtype, device=x.device)
+    multi = pairwise & (counts[sample] > 1)
+    if bool(multi.any()):
+        # Only samples with 2..PAIRWISE_LIMIT candidates, renumbered 0..m-1.
+        owners, slot = torch.unique(sample[multi], return_inverse=True)
+        g = int(counts[owners].max())
+        p = pos[multi]
+        rows = torch.zeros(len(owners), g, dtype=r.dtype, device=x.device)
         cols = torch.zeros_like(rows)
-        rows[s, p], cols[s, p] = r[pairwise], c[pairwise]
+        rows[slot, p], cols[slot, p] = r[multi], c[multi]
         half = window // 2
         near = ((rows[:, :, None] - rows[:, None, :]).abs() <= half) & (
             (cols[:, :, None] - cols[:, None, :]).abs() <= half)
         # Padding sits after every real pixel, so it is never "earlier" than one.
         earlier = torch.ones(g, g, dtype=torch.bool, device=x.device).tril(-1)
-        keep[pairwise] = ~(near & earlier).any(dim=2)[s, p]
+        keep[multi] = ~(near & earlier).any(dim=2)[slot, p]
     dense = torch.unique(sample[~pairwise])
     if len(dense) == 0:
         return sample[keep], r[keep], c[keep]
     keep &= pairwise
     top_level = quantise(torch.ones((), dtype=x.dtype, device=x.device), levels)
-    level = quantise(x[dense].clamp_min(0) / scale[dense, None, None], levels) == top_level
-    extra = (peak_mask(level.to(x.dtype), window) & level).nonzero()
-    merged = torch.cat([torch.stack([sample[keep], r[keep], c[keep]], 1),
-                        torch.stack([dense[extra[:, 0]], extra[:, 1], extra[:, 2]], 1)])
+    found = []
+    step = max(1, CHUNK_PIXELS["cpu"] // (x.shape[1] * x.shape[2]))
+    for part in dense.split(step):
+        level = quantise(x[part].clamp_min(0) / scale[part, None, None], levels) == top_level
+        extra = (peak_mask(level.to(x.dtype), window) & level).nonzero()
+        found.append(torch.stack([part[extra[:, 0]], extra[:, 1], extra[:, 2]], 1))
+    merged = torch.cat([torch.stack([sample[keep], r[keep], c[keep]], 1), *found])
     h, w = x.shape[1:]
     merged = merged[torch.argsort(merged[:, 0] * h * w + merged[:, 1] * w + merged[:, 2])]
     return merged[:, 0], merged[:, 1], merged[:, 2]
