@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_explain_tiny import PHRASES, blip_model, blip_processor, noise_images
+from test_explain_tiny import (
+    BERT_SPECIALS,
+    PHRASES,
+    WORDS,
+    blip_model,
+    blip_processor,
+    noise_images,
+)
 from torch import nn
 from transformers import BertConfig, BertModel
 
@@ -33,9 +40,10 @@ def blip(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 def bert_albef(blip_vision: nn.Module) -> AlbefLayout:
     torch.manual_seed(1)
-    text = BertModel(BertConfig(vocab_size=16, hidden_size=32, num_hidden_layers=3,
-                                num_attention_heads=2, intermediate_size=64, is_decoder=True,
-                                add_cross_attention=True), add_pooling_layer=False)
+    config = BertConfig(vocab_size=len(BERT_SPECIALS) + len(WORDS), hidden_size=32,
+                        num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+                        is_decoder=True, add_cross_attention=True)
+    text = BertModel(config, add_pooling_layer=False)
     text.set_attn_implementation("eager")  # eager attention returns the probabilities
     return AlbefLayout(blip_vision, text, nn.Linear(32, 2)).eval()
 

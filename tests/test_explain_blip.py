@@ -10,7 +10,7 @@ import torch
 from test_explain_tiny import PHRASES, blip_model, blip_processor, noise_images
 
 from qgnb.data import Sample
-from qgnb.explain import evaluate
+from qgnb.explain import evaluate, upsample_to_images
 from qgnb.explain.blip import BlipExplainer
 from qgnb.explain.cross_attention import cross_attention_gradcam, token_weights
 from qgnb.metrics import score
@@ -208,3 +208,18 @@ def test_evaluate_blip_maps_equal_direct_scoring(tiny, tmp_path: Path) -> None:
     resumed = evaluate(explainer, data, batch_size=2, store=tmp_path, progress=False)
     pd.testing.assert_frame_equal(resumed, table)
     assert resumed.attrs["seconds"]["explain"] == 0
+
+
+def test_first_token_replaces_cls_as_lavis_does(tiny) -> None:
+    model, processor = tiny
+    images = noise_images([(32, 32)] * 2)
+    batch = inputs(processor, images, PHRASES[:2])
+    batch["input_ids"][:, 0] = processor.tokenizer.convert_tokens_to_ids("[ENC]")
+    explainer = BlipExplainer(model, processor, layer=0, first_token="[ENC]", device="cpu")
+    expected = upsample_to_images(gradcam(model, batch, layer=0), [(32, 32)] * 2)
+    torch.testing.assert_close(explainer(images, PHRASES[:2]), expected)
+    assert explainer.config["first_token"] == "[ENC]"
+    plain = BlipExplainer(model, processor, layer=0, device="cpu")(images, PHRASES[:2])
+    assert (plain - explainer(images, PHRASES[:2])).abs().max() > 0
+    with pytest.raises(ValueError, match=r"first_token '\[DEC\]' is not in the tokenizer"):
+        BlipExplainer(model, processor, layer=0, first_token="[DEC]")

@@ -29,7 +29,7 @@ from transformers import (
 transformers.logging.set_verbosity_error()
 
 WORDS = ["the", "a", "red", "blue", "green", "circle", "square", "triangle", "left", "of", "big"]
-BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ENC]"]
 PHRASES = ["the red circle", "a big blue square left of the green triangle", "the square"]
 
 

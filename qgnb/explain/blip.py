@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -22,6 +23,10 @@ class BlipExplainer(CrossAttentionExplainer):
 
     `CrossAttentionExplainer` with BLIP's processor (resize to the model's square input,
     BERT tokens padded on the right) and `BLIP_ROUTE`; ``layer`` defaults to LAVIS' 6.
+    ``first_token``: BLIP's and LAVIS' own ITM code replaces the first text token by
+    ``[ENC]``, while `transformers`' model is fed the processor's ``[CLS]`` unchanged
+    (transformers issue #25629); pass ``first_token="[ENC]"`` to follow LAVIS when the
+    checkpoint's tokenizer knows that token. The default keeps `transformers`' input.
 
     >>> BlipExplainer.from_pretrained("/no/such/checkpoint")
     Traceback (most recent call last):
@@ -31,14 +36,30 @@ class BlipExplainer(CrossAttentionExplainer):
 
     def __init__(self, model: BlipForImageTextRetrieval, processor: BlipProcessor, *,
                  layer: int = DEFAULT_BLIP_LAYER, tokens: str = "all",
-                 device: str | torch.device | None = None, name: str | None = None) -> None:
+                 first_token: str | None = None, device: str | torch.device | None = None,
+                 name: str | None = None) -> None:
         self.processor = processor
-        super().__init__(model, partial(_processor_inputs, processor), route=BLIP_ROUTE,
-                         layer=layer, tokens=tokens, device=device, name=name)
+        self.first_token = first_token
+        first_id = None
+        if first_token is not None:
+            first_id = processor.tokenizer.convert_tokens_to_ids(first_token)
+            if first_id is None or first_id == processor.tokenizer.unk_token_id:
+                raise ValueError(f"first_token {first_token!r} is not in the tokenizer's "
+                                 "vocabulary")
+        super().__init__(model, partial(_processor_inputs, processor, first_id),
+                         route=BLIP_ROUTE, layer=layer, tokens=tokens, device=device, name=name)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What determines the maps (the map store refuses to mix different configs)."""
+        config = super().config
+        if self.first_token is not None:
+            config["first_token"] = self.first_token
+        return config
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, layer: int = DEFAULT_BLIP_LAYER,
-                        tokens: str = "all",
+                        tokens: str = "all", first_token: str | None = None,
                         device: str | torch.device | None = None) -> BlipExplainer:
         """Load a BLIP ITM checkpoint and its processor from a folder or the HF cache, offline.
 
@@ -50,11 +71,14 @@ class BlipExplainer(CrossAttentionExplainer):
         model = load_pretrained(BlipForImageTextRetrieval, name_or_path, "BLIP model",
                                 HUB_EXAMPLE)
         processor = load_pretrained(BlipProcessor, name_or_path, "BLIP processor", HUB_EXAMPLE)
-        return cls(model, processor, layer=layer, tokens=tokens, device=device,
-                   name=str(name_or_path))
+        return cls(model, processor, layer=layer, tokens=tokens, first_token=first_token,
+                   device=device, name=str(name_or_path))
 
 
-def _processor_inputs(processor: BlipProcessor, images: list[Image.Image],
-                      phrases: list[str]) -> dict[str, torch.Tensor]:
-    return dict(processor(images=images, text=phrases, padding=True, truncation=True,
-                          return_tensors="pt"))
+def _processor_inputs(processor: BlipProcessor, first_id: int | None,
+                      images: list[Image.Image], phrases: list[str]) -> dict[str, torch.Tensor]:
+    inputs = dict(processor(images=images, text=phrases, padding=True, truncation=True,
+                            return_tensors="pt"))
+    if first_id is not None:
+        inputs["input_ids"][:, 0] = first_id
+    return inputs
