@@ -256,7 +256,8 @@ class CrossAttentionExplainer:
                  layer: int, tokens: str = "all", device: str | torch.device | None = None,
                  name: str | None = None) -> None:
         resolve_layer(route, model, layer)
-        token_weights(torch.ones(1, 3, dtype=torch.long), tokens)  # checks the choice now
+        if tokens not in TOKEN_CHOICES:
+            raise ValueError(f"tokens must be one of {TOKEN_CHOICES}, got {tokens!r}")
         self.model = model
         self.preprocess = preprocess
         self.route = route
