@@ -166,6 +166,8 @@ def test_explainer_rejects_bad_input(tiny) -> None:
     model, processor = tiny
     with pytest.raises(ValueError, match="cross-attention layer 6 does not exist"):
         BlipExplainer(model, processor, device="cpu")
+    with pytest.raises(ValueError, match="tokens must be one of"):
+        BlipExplainer(model, processor, layer=0, tokens="mean")
     explainer = BlipExplainer(model, processor, layer=-1, device="cpu")
     with pytest.raises(ValueError, match="2 images but 1 phrases"):
         explainer(noise_images([(8, 8), (8, 8)]), ["a"])

@@ -177,3 +177,9 @@ def test_wrong_map_size_from_explainer_is_named_and_not_stored(tmp_path: Path) -
         evaluate(lambda images, phrases: [torch.ones(3, 3)] * len(images), samples(3),
                  store=tmp_path, progress=False)
     assert not list(tmp_path.glob("batch-*"))
+
+
+def test_progress_bar_counts_maps(capsys: pytest.CaptureFixture) -> None:
+    evaluate(Brightness(), samples(5), batch_size=2, device="cpu")
+    err = capsys.readouterr().err
+    assert "evaluate: 100%" in err and "5/5" in err
