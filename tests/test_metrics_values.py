@@ -73,3 +73,15 @@ def test_hard_threshold_option():
 def test_io_ratio_zero_when_nothing_inside():
     check_row(np.array([RAW]), [[[0, 2, 1, 3]]], {"io_ratio": 0.0, "soft_iou": 0.0,
                                                   "pg_hit": 0.0, "hard_iou": 0.0})
+
+
+def test_many_overlapping_boxes():
+    # 12 boxes on a 6x6 map: nested, overlapping, duplicated. M = rows 0-3 x cols 0-3 plus
+    # row 5 x cols 0-5: 16 + 6 = 22 pixels. A = 1 at (0, 0) only: soft IoU = 1 / 22.
+    boxes = [[0, 0, 4, 4], [1, 1, 3, 3], [0, 0, 2, 2], [2, 2, 4, 4], [0, 5, 6, 6],
+             [0, 5, 3, 6], [3, 5, 6, 6], [0, 0, 4, 4], [1, 0, 2, 4], [0, 1, 4, 2],
+             [2.5, 2.5, 3.5, 3.5], [5, 5, 6, 6]]
+    a = np.zeros((1, 6, 6))
+    a[0, 0, 0] = 1.0
+    check_row(a, [boxes], {"soft_iou": 1 / 22, "soft_dice": 2 / 23, "hard_iou": 1 / 22,
+                           "io_ratio": 1.0, "wdp": 0.0, "pg_hit": 1.0})

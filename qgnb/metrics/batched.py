@@ -149,8 +149,8 @@ class _Workspace:
 def _dense_sums(x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor, ws: _Workspace,
                 threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The passes over the pixels of a chunk ``x`` ``(n, H, W)``: its row maxima ``(n, H)`` and
-    the per-map sums ``(n, 8)``: max, min, S_all, S_in, the WDP numerator, hard-mask pixels,
-    hard-mask pixels in M, |M| (NaN/inf propagate; they are reported later)."""
+    the per-map sums ``(n, 7)``: max, min, S_all, S_in, the WDP numerator, hard-mask pixels,
+    hard-mask pixels in M (NaN/inf propagate; they are reported later)."""
     n = x.shape[0]
     row_max, row_min = x.amax(dim=2), x.amin(dim=2)
     top, low = row_max.amax(dim=1), row_min.amin(dim=1)
@@ -189,7 +189,7 @@ def _dense_sums(x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor, ws: _Work
         return u.sum(dim=(1, 2))
 
     sums = torch.stack([top, low, total(a), dot(a, inside), dot(a, d), total(hard),
-                        dot(hard, inside), total(inside)], dim=1).double()
+                        dot(hard, inside)], dim=1).double()
     return row_max, sums
 
 
@@ -200,7 +200,8 @@ def _metrics(stack: torch.Tensor, row_max: torch.Tensor, sums: torch.Tensor,
     rows of ``stack`` that hold pixels at the top level."""
     n, h, w = stack.shape
     device = stack.device
-    top, low, s_all, s_in, spill, h_all, h_in, area = sums.T
+    top, low, s_all, s_in, spill, h_all, h_in = sums.T
+    area = _union_area(ranges)
     finite = torch.isfinite(top) & torch.isfinite(low)
     if not bool(finite.all()):
         bad = int(index[int((~finite).nonzero()[0])])
@@ -236,6 +237,27 @@ def _metrics(stack: torch.Tensor, row_max: torch.Tensor, sums: torch.Tensor,
     out["flat"] = flat_np
     out["n_top_peaks"] = n_top.cpu().numpy()
     return out
+
+
+def _union_area(ranges: torch.Tensor) -> torch.Tensor:
+    """|M|: pixel count of the union of the index rectangles ``(n, B, 4)``, by coordinate
+    compression: the box edges cut the image into at most ``(2B)^2`` cells, each wholly in or
+    out of M (no pass over the pixels)."""
+    n, n_box = ranges.shape[:2]
+    step = max(1, (1 << 22) // (4 * n_box**3))  # bounds the (step, 2B, 2B, B) test below
+    areas = []
+    for part in ranges.split(step):
+        rows = torch.cat([part[..., 0], part[..., 1] + 1], dim=1).sort(dim=1).values
+        cols = torch.cat([part[..., 2], part[..., 3] + 1], dim=1).sort(dim=1).values
+        # Cell (i, j) spans rows [rows[i], rows[i+1]) and columns [cols[j], cols[j+1]); it is
+        # in M when some box covers its first pixel.
+        r, c = rows[:, :-1, None, None], cols[:, None, :-1, None]
+        box = part[:, None, None, :, :]
+        covered = ((box[..., 0] <= r) & (r <= box[..., 1]) & (box[..., 2] <= c)
+                   & (c <= box[..., 3])).any(dim=3)
+        size = rows.diff(dim=1)[:, :, None] * cols.diff(dim=1)[:, None, :]
+        areas.append((covered * size).sum(dim=(1, 2)))
+    return torch.cat(areas).double()
 
 
 def _binarise(a: torch.Tensor, threshold: float, out: torch.Tensor) -> None:
