@@ -149,3 +149,11 @@ def test_id_column_first():
                   [[[0, 0, 1, 1]]] * 2, ids=["x", "y"])
     assert list(table.columns[:2]) == ["id", "pg_hit"]
     assert table["id"].tolist() == ["x", "y"]
+
+
+def test_empty_input_gives_empty_table():
+    for maps in (np.zeros((0, 4, 4)), []):
+        table = score(maps, [])
+        assert len(table) == 0 and list(table.columns) == [
+            "pg_hit", "pg_uncertain", "soft_iou", "soft_dice", "hard_iou", "hard_dice", "wdp",
+            "io_ratio", "flat", "n_top_peaks"]

@@ -123,6 +123,9 @@ def test_torch_and_numpy_inputs_agree():
     check_same_table(from_numpy, score(torch.from_numpy(maps), boxes, tol=2))
     check_same_table(from_numpy, score(list(maps), boxes, tol=2))
     check_same_table(from_numpy, score(maps.astype(np.float64), boxes, tol=2))
+    # 8-bit heatmap images are scored as float32.
+    image = (np.clip(maps, 0, 1) * 255).astype(np.uint8)
+    check_same_table(score(image, boxes), score(image.astype(np.float32), boxes))
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, database=None)

@@ -114,7 +114,7 @@ def _as_groups(maps, ids) -> tuple[list[tuple[np.ndarray, torch.Tensor]], int]:
             raise ValueError(f"maps must be an (N, H, W) stack (or a list of 2-D maps), got "
                              f"shape {tuple(maps.shape)}")
         stack = _as_float(torch.as_tensor(maps))
-        return [(np.arange(len(stack)), stack)], len(stack)
+        return ([(np.arange(len(stack)), stack)] if len(stack) else []), len(stack)
     by_shape: dict[tuple, list[int]] = {}
     tensors = []
     for i, item in enumerate(maps):
