@@ -55,7 +55,7 @@ def test_pointing_game_tol15_matches_torchray_on_hand_made_cases():
 
 
 def test_pointing_game_differs_from_torchray_only_at_exact_distance_tol():
-    # Offset (15, 0) from the box: distance 15. METRICS.md counts "<= tol": a hit;
+    # Offset (15, 0) from the box: distance 15. qgnb counts "<= tol": a hit;
     # TorchRay counts "< tolerance": a miss. The only kind of disagreement.
     box = [[20, 20, 40, 30]]          # pixels rows 20-29, columns 20-39
     mask = box_mask(box, 64, 64)

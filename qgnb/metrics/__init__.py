@@ -1,8 +1,8 @@
-"""qgnb.metrics: the grounding metrics of METRICS.md, batched in torch, with a numpy reference.
+"""qgnb.metrics: the grounding metrics, batched in torch, with a per-sample numpy reference.
 
 ``score`` scores a stack of maps against boxes (one row per sample), ``summarize`` and
 ``compare`` aggregate score tables, ``find_peaks`` and ``box_mask`` expose the peak and region
-rules for plotting.
+rules for plotting. The definitions are in :mod:`qgnb.metrics.batched`.
 """
 
 from qgnb.metrics.aggregate import compare, summarize

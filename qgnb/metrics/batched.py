@@ -1,6 +1,22 @@
-"""The grounding metrics of METRICS.md, batched over a stack of maps in torch (CPU or GPU).
+"""The grounding metrics (Q-GroundCAM), batched over a stack of maps in torch (CPU or GPU).
 
-:func:`score` is the entry point. Choices that METRICS.md leaves open, made here:
+A heatmap ``x`` (H x W) is scored against the region ``M``, the union of its sample's boxes
+(pixels whose centres lie in a box, see :mod:`qgnb.metrics.prepare`). The prepared map is
+``A = relu(x) / max(relu(x))``, in [0, 1]. Per sample:
+
+- ``pg_hit``: the first maximum ``p*`` of ``A`` (row-major) lies in ``M``, or within ``tol``
+  pixels of it. ``pg_uncertain``: the top peaks of ``A`` (:mod:`qgnb.metrics.peaks`) fall on
+  both sides of ``M`` (tolerance applied as for the hit).
+- ``soft_iou = sum(min(A, M)) / sum(max(A, M))``, ``soft_dice = 2 sum(A M) / (sum A + |M|)``;
+  ``hard_iou`` and ``hard_dice``: the same with ``A`` binarised at ``A >= threshold``.
+- ``wdp = sum over p outside M of A(p) d(p) / D``, divided by ``sum A``: ``d(p)`` the distance
+  from the centre of pixel ``p`` to the nearest box, ``min over boxes of hypot(max(x1 - x, 0,
+  x - x2), max(y1 - y, 0, y - y2))``, and ``D = sqrt(H^2 + W^2)``. Lower is better; 0 when
+  nothing lies outside ``M``.
+- ``io_ratio = S_in / (S_in + S_out)`` (``sigmoid(log(S_in / S_out))`` without the log of 0),
+  the sums of ``A`` inside and outside ``M``; Quantus calls it ``RelevanceMassAccuracy``.
+
+:func:`score` is the entry point. Choices that the paper's wording leaves open, made here:
 
 - **Flat maps** (maximum <= 0 after the ReLU, or constant): every metric is NaN and
   ``n_top_peaks`` is missing. A constant map points nowhere; its soft metrics would only
@@ -10,14 +26,15 @@
   most ``tol``. This is TorchRay's rule (``torchray.benchmark.pointing_game``: a hit when any
   mask pixel lies within ``tolerance`` of the point, distances between pixel indices) except
   at the boundary: TorchRay counts ``distance < tolerance`` (so ``tolerance=0`` never hits),
-  qgnb counts ``distance <= tol`` as METRICS.md says. Distances between pixel centres are
+  qgnb counts ``distance <= tol`` (the definition above). Distances between pixel centres are
   square roots of integers, so the two verdicts differ only when the squared distance equals
   ``tol**2`` exactly (at ``tol=15``: offsets (15, 0), (0, 15), (9, 12), (12, 9)).
   The closed-form distance from the centre of ``p*`` to the continuous box would differ by up
   to half a pixel per axis, which is why it is not used here.
 - **PG uncertain**: the top peaks (see :mod:`qgnb.metrics.peaks`) are scored like ``p*``;
   the sample is uncertain when their verdicts disagree. ``p*`` is always a top peak.
-- **WDP**: ``d(p)`` is the closed form over boxes from the pixel centre, METRICS.md 5.
+- **WDP**: ``d(p)`` is the closed form over boxes from the pixel centre (no distance
+  transform): the distance to the box, not to the nearest pixel centre inside it.
 - **hard_iou / hard_dice**: ``M`` against the prepared map binarised at ``A >= threshold``.
 """
 

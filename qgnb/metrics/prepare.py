@@ -1,6 +1,6 @@
 """Input checks and the shared conventions: box clipping, box -> mask by pixel centres.
 
-Conventions (METRICS.md): boxes are ``xyxy`` in continuous pixel units, pixel ``(row i,
+Conventions: boxes are ``xyxy`` in continuous pixel units, pixel ``(row i,
 column j)`` covers ``[j, j+1] x [i, i+1]`` and lies inside a box when its centre
 ``(j + 0.5, i + 0.5)`` does, edges included. Boxes are clipped to the image; a box that covers
 no pixel centre after clipping, an inverted box or a non-finite box is bad input.

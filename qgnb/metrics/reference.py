@@ -1,6 +1,6 @@
 """A plain per-sample numpy reference of the metrics, the yardstick of the batched code.
 
-Written independently of :mod:`qgnb.metrics.batched` and as literally as METRICS.md reads:
+Written independently of :mod:`qgnb.metrics.batched`, as literally as its definitions read:
 the mask by testing every pixel centre against every box, PG distances by brute force over
 the mask's pixels, NMS by SciPy's maximum filter and a loop over the candidate peaks. Slow,
 and meant to be: the tests hold :func:`qgnb.metrics.score` to it.
