@@ -1,10 +1,10 @@
-"""summarize and compare on hand-made score tables."""
+"""compare (paired bootstrap) on hand-made score tables."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from qgnb.metrics import METRIC_COLUMNS, compare, summarize
+from qgnb.metrics import METRIC_COLUMNS, compare
 
 nan = float("nan")
 
@@ -13,31 +13,6 @@ def table(**columns):
     n = len(next(iter(columns.values())))
     base = {name: [0.5] * n for name in METRIC_COLUMNS} | {"flat": [False] * n}
     return pd.DataFrame(base | columns)
-
-
-def check_summary(t, expected):
-    got = summarize(t)
-    for name, value in expected.items():
-        if isinstance(value, float) and np.isnan(value):
-            assert np.isnan(got[name]), name
-        else:
-            assert got[name] == pytest.approx(value), name
-
-
-def test_summarize_by_hand():
-    t = table(pg_hit=[1.0, 1.0, 0.0, 1.0, nan], pg_uncertain=[0.0, 1.0, 0.0, 1.0, nan],
-              soft_iou=[0.2, 0.4, 0.6, 0.8, nan], wdp=[0.1, 0.0, 0.2, 0.1, nan],
-              flat=[False, False, False, False, True])
-    check_summary(t, {"pg_accuracy": 0.75, "pg_uncertainty": 0.5, "pg_accuracy_certain": 0.5,
-                      "mean_soft_iou": 0.5, "mean_wdp": 0.1, "mean_soft_dice": 0.5,
-                      "n_flat": 1, "n": 5})
-
-
-def test_summarize_all_flat_and_no_certain():
-    check_summary(table(pg_hit=[nan], pg_uncertain=[nan], flat=[True]),
-                  {"pg_accuracy": nan, "mean_io_ratio": nan, "n_flat": 1, "n": 1})
-    check_summary(table(pg_hit=[1.0], pg_uncertain=[1.0]),
-                  {"pg_accuracy": 1.0, "pg_uncertainty": 1.0, "pg_accuracy_certain": nan})
 
 
 def test_compare_interval_contains_true_difference():
