@@ -1,7 +1,7 @@
 """Peaks of a heatmap by non-maximum suppression (NMS), and the *top* peaks behind PG uncertainty.
 
-Rule (the paper says "local maxima after non-maximum suppression"; the choices left open are
-made here):
+Rule (the definition asks for local maxima that survive non-maximum suppression in a square
+window; the choices it leaves open are made here):
 
 - The prepared map ``A`` (ReLU, divided by its maximum) is first quantised to ``levels``
   levels, ``q = floor(A * (levels - 1) + 0.5)``, the value an 8-bit heatmap image would show
