@@ -46,6 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from qgnb.metrics.peaks import peak_mask, quantise
 from qgnb.metrics.prepare import (
@@ -63,6 +64,8 @@ COLUMNS = METRIC_COLUMNS + ("flat", "n_top_peaks")
 # Pixels per chunk: bounds the workspace (16 bytes a pixel for float32) whatever N is; on CPU
 # small enough to stay in cache, on GPU large enough to fill the device.
 CHUNK_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 25}
+# A progress bar from this many maps in one group (a few seconds of work on a laptop CPU).
+PROGRESS_FROM = 8192
 # Above this many pixels at the top level in one sample, its NMS runs dense instead of pairwise.
 PAIRWISE_LIMIT = 64
 
@@ -109,9 +112,13 @@ def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = Non
         per_chunk = min(len(index), max(1, budget // (h * w)))
         ws = _Workspace(per_chunk, h, w, stack.dtype, stack.device)
         ranges, dy2, dx2 = _box_tensors(clipped, h, w, stack.dtype, stack.device)
-        parts = [_dense_sums(stack[k : k + per_chunk], dy2[k : k + per_chunk],
-                             dx2[k : k + per_chunk], ws, threshold)
-                 for k in range(0, len(index), per_chunk)]
+        parts = []
+        with tqdm(total=len(index), desc="score", unit="map", leave=False,
+                  disable=len(index) < PROGRESS_FROM) as progress:
+            for k in range(0, len(index), per_chunk):
+                parts.append(_dense_sums(stack[k : k + per_chunk], dy2[k : k + per_chunk],
+                                         dx2[k : k + per_chunk], ws, threshold))
+                progress.update(len(parts[-1][0]))
         row_max, sums = (torch.cat(p) for p in zip(*parts, strict=True))
         result = _metrics(stack, row_max, sums, ranges, index, ids, tol=tol, window=window,
                           levels=levels)
@@ -197,8 +204,9 @@ def _dense_sums(x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor, ws: _Work
     d.add_(inside).sqrt_().sub_(inside)
 
     def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        if u.device.type == "cpu":
-            # One BLAS dot per map: no temporary, faster than vecdot (mul + sum) or bmm on CPU.
+        if u.device.type == "cpu" and u[0].numel() >= 1 << 15:
+            # One BLAS dot per large map: no temporary, faster on CPU than vecdot (mul + sum)
+            # or bmm; small maps are better served by one vecdot call than by many dots.
             return torch.stack([torch.dot(u[k].view(-1), v[k].view(-1)) for k in range(n)])
         return torch.linalg.vecdot(u.reshape(n, -1), v.reshape(n, -1))
 
