@@ -90,3 +90,11 @@ def test_empty_input_gives_empty_table():
             "pg_hit", "pg_uncertain", "soft_iou", "soft_dice", "hard_iou", "hard_dice", "wdp",
             "io_ratio", "flat", "n_top_peaks"]
 
+
+
+def test_ids_from_a_series_with_its_own_index():
+    ids = pd.Series(["p", "q"], index=[10, 20])
+    table = score(np.stack([point_map(2, 2, {(0, 0): 1})] * 2), [[[0, 0, 1, 1]]] * 2, ids=ids)
+    assert table["id"].tolist() == ["p", "q"]
+    with pytest.raises(ValueError, match=r"sample 1 \(id 'q'\)"):
+        score(np.stack([point_map(2, 2, {(0, 0): 1})] * 2), [[[0, 0, 1, 1]], []], ids=ids)

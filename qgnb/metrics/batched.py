@@ -95,6 +95,7 @@ def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = Non
     (1.0, 1.0, 2, 0.5)
     """
     check_options(tol, nms_window, levels, threshold)
+    ids = None if ids is None else list(ids)  # positional, whatever the container's index
     groups, n = _as_groups(maps, ids)
     if len(boxes) != n:
         raise ValueError(f"len(maps) = {n} but len(boxes) = {len(boxes)}: one list of boxes "
@@ -127,7 +128,7 @@ def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = Non
     table = pd.DataFrame({name: out[name] for name in COLUMNS})
     table["n_top_peaks"] = table["n_top_peaks"].astype("Int64").mask(table["flat"])
     if ids is not None:
-        table.insert(0, "id", list(ids))
+        table.insert(0, "id", ids)
     return table
 
 
