@@ -41,10 +41,9 @@ endif
 
 test: lint unit nbval
 
-# The benchmarks run with every core (the thread pin above is for reproducible notebooks).
 bench: install
-	OMP_NUM_THREADS=$$(nproc) $(PY) benchmarks/metrics.py
-	OMP_NUM_THREADS=$$(nproc) $(PY) benchmarks/explain.py --no-gscorecam
+	$(PY) benchmarks/metrics.py
+	$(PY) benchmarks/explain.py --no-gscorecam
 
 clean:
 	rm -rf build
