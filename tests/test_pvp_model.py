@@ -7,6 +7,7 @@ from qgnb.pvp.batch import prompt_tensor, query_tensors
 from qgnb.pvp.model import (
     IGNORE,
     TinyVLM,
+    grid_position_codes,
     lm_config,
     ordinal_embeddings,
     random_vision_tower,
@@ -115,8 +116,9 @@ def test_greedy_answers_equal_step_by_step_argmax_without_cache(tok):
 ])
 def test_regimes_train_exactly_their_parts(tok, regime, parts):
     model = apply_regime(tiny_model(tok), regime)
-    expected = sum(count(getattr(model, p)) for p in parts)
+    expected = sum(count(getattr(model, p)) for p in parts) + 1  # + the position-code scale
     assert trainable_parameters(model) == expected
+    assert model.position_scale.requires_grad
     for name in ("connector", "lm", "vision"):
         flags = {p.requires_grad for p in getattr(model, name).parameters()}
         assert flags == {name in parts}
@@ -124,16 +126,16 @@ def test_regimes_train_exactly_their_parts(tok, regime, parts):
 
 def test_regime_parameter_counts_by_hand(tok):
     model = tiny_model(tok, hidden=32)
-    # Connector: Linear(16 -> 32) + Linear(32 -> 32) = 16*32+32 + 32*32+32.
-    assert trainable_parameters(apply_regime(model, "connector")) == 544 + 1056
+    # Connector: Linear(16 -> 32) + Linear(32 -> 32) = 16*32+32 + 32*32+32, + 1 code scale.
+    assert trainable_parameters(apply_regime(model, "connector")) == 544 + 1056 + 1
     # GPT-2, 1 layer, width 32, tied output: token + position embeddings, one block, final LN.
     v, d, n = tok.vocab_size, 32, 128
     attention = (d * 3 * d + 3 * d) + (d * d + d)
     mlp = (d * 4 * d + 4 * d) + (4 * d * d + d)
     block = 2 * d + attention + 2 * d + mlp  # two layer norms
     lm = v * d + n * d + block + 2 * d
-    assert trainable_parameters(apply_regime(model, "connector+lm")) == 1600 + lm
-    assert trainable_parameters(apply_regime(model, "connector+lm+vision")) == 1600 + lm + count(
+    assert trainable_parameters(apply_regime(model, "connector+lm")) == 1601 + lm
+    assert trainable_parameters(apply_regime(model, "connector+lm+vision")) == 1601 + lm + count(
         model.vision)
     assert set(REGIMES) == {"connector", "connector+lm", "connector+lm+vision"}
 
@@ -146,6 +148,7 @@ def test_frozen_parts_get_no_gradient_in_a_step(tok):
     assert all(p.grad is None for p in model.lm.parameters())
     assert all(p.grad is None for p in model.vision.parameters())
     assert all(p.grad is not None for p in model.connector.parameters())
+    assert model.position_scale.grad is not None
 
 
 def test_unknown_regime_and_vision_source_are_errors(tok):
@@ -169,8 +172,22 @@ def test_ordinal_embeddings_put_near_numbers_near():
 def test_number_tokens_start_from_ordinal_embeddings(tok):
     tower, _ = random_vision_tower(seed=0, hidden=16, layers=1, heads=2)
     model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id, hidden=32, layers=1, heads=2),
-                    tok.number_ids)
+                    number_ids=tok.number_ids)
     wte = model.lm.transformer.wte.weight
     torch.testing.assert_close(wte[tok.number_ids], ordinal_embeddings(256, 32))
     assert tok.number_ids[:3] == tok.encode("0 1 2")
     assert model.lm.lm_head.weight is wte  # answers are scored against the same embeddings
+
+
+def test_grid_position_codes_rows_then_columns():
+    codes = grid_position_codes(patches=2, grid=4, width=8)
+    # Patch centres in cells: (0.5, 2.5); rows use the first half, columns the second.
+    assert codes.shape == (4, 8)
+    torch.testing.assert_close(codes[0, :4], codes[1, :4])  # same row
+    torch.testing.assert_close(codes[0, 4:], codes[2, 4:])  # same column
+    assert not torch.allclose(codes[0, :4], codes[2, :4])
+    torch.testing.assert_close(codes[0, :4], codes[0, 4:])  # row 0.5 is coded as column 0.5
+    similarity = codes @ codes[0]
+    assert int(similarity.argmax()) == 0 and similarity[3] < similarity[1]
+    with pytest.raises(ValueError, match="multiple of 4"):
+        grid_position_codes(2, 4, 6)

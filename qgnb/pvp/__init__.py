@@ -1,1 +1,31 @@
-"""qgnb.pvp (see DESIGN layers)."""
+"""qgnb.pvp: pixel value prediction (Gou et al., 2024) at laptop scale.
+
+Query generation (``queries``), answer parsing (``parse``), a whole-number tokenizer
+(``tokenizer``), the tiny VLM (``model``), the three tuning regimes (``regimes``), full-grid
+reconstruction (``reconstruct``), referring segmentation and cIoU (``segmentation``), training
+recipes and the training entry point (``recipes``, ``train``: ``python -m qgnb.pvp.train NAME``),
+shipped checkpoints and their cards (``cards``), and the notebook's tables (``report``).
+"""
+
+from qgnb.pvp.cards import card, load
+from qgnb.pvp.model import TinyVLM
+from qgnb.pvp.parse import parse_mask_bit, parse_rgb
+from qgnb.pvp.queries import (
+    mask_grid,
+    reconstruct_prompt,
+    reconstruct_queries,
+    segmentation_prompt,
+    segmentation_queries,
+    target_grid,
+)
+from qgnb.pvp.reconstruct import reconstruct, reconstruction_error
+from qgnb.pvp.regimes import REGIMES, apply_regime, trainable_parameters
+from qgnb.pvp.segmentation import ciou, ciou_gain, mean_iou, predict_masks
+from qgnb.pvp.tokenizer import build_tokenizer
+
+__all__ = [
+    "REGIMES", "TinyVLM", "apply_regime", "build_tokenizer", "card", "ciou", "ciou_gain",
+    "load", "mask_grid", "mean_iou", "parse_mask_bit", "parse_rgb", "predict_masks",
+    "reconstruct", "reconstruct_prompt", "reconstruct_queries", "reconstruction_error",
+    "segmentation_prompt", "segmentation_queries", "target_grid", "trainable_parameters",
+]

@@ -67,7 +67,7 @@ def load_directory(directory: Path) -> tuple[TinyVLM, PVPTokenizer, Any]:
     tower, processor = vision_tower(info["vision"])
     lm = info["lm"]
     model = TinyVLM(tower, lm_config(tokenizer.vocab_size, tokenizer.eos_id, lm["hidden"],
-                                     lm["layers"], lm["heads"]))
+                                     lm["layers"], lm["heads"]), info["grid"])
     missing, unexpected = model.load_state_dict(load_file(directory / "model.safetensors"),
                                                 strict=False)
     allowed = {TIED} | ({k for k in model.state_dict() if k.startswith("vision.")}

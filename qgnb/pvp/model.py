@@ -34,6 +34,16 @@ def lm_config(vocab_size: int, eos_id: int, hidden: int = 128, layers: int = 2,
                       attn_pdrop=0.0, bos_token_id=eos_id, eos_token_id=eos_id)
 
 
+def _periods(count: int, width: int) -> torch.Tensor:
+    """``width // 2`` periods, geometric from ``2 * count`` down to 4."""
+    return (2.0 * count) * (4.0 / (2.0 * count)) ** torch.linspace(0, 1, width // 2)
+
+
+def _sinusoids(values: torch.Tensor, periods: torch.Tensor) -> torch.Tensor:
+    angles = values.float()[:, None] * (2 * torch.pi / periods)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
 def ordinal_embeddings(count: int, width: int, scale: float = 0.02) -> torch.Tensor:
     """``count x width`` sinusoidal embeddings of the values ``0..count-1`` (periods from
     ``2 * count`` down to 4, amplitude so the entries have standard deviation ``scale``).
@@ -48,9 +58,30 @@ def ordinal_embeddings(count: int, width: int, scale: float = 0.02) -> torch.Ten
     """
     if width % 2:
         raise ValueError(f"width must be even, got {width}")
-    periods = (2.0 * count) * (4.0 / (2.0 * count)) ** torch.linspace(0, 1, width // 2)
-    angles = torch.arange(count, dtype=torch.float32)[:, None] * (2 * torch.pi / periods)
-    return scale * 2**0.5 * torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    return scale * 2**0.5 * _sinusoids(torch.arange(count), _periods(count, width))
+
+
+def grid_position_codes(patches: int, grid: int, width: int, count: int = 256) -> torch.Tensor:
+    """``patches**2 x width`` codes of each patch's centre in target-grid cells, row-major:
+    the first half of the dimensions encodes the row, the second the column, each with every
+    other period of ``ordinal_embeddings(count, width)`` (unit standard deviation).
+
+    Why: a language model trained from scratch in a few minutes does not learn on its own
+    which image token a coordinate ``[y,x]`` points at (it paints a centred blob instead).
+    These codes share the frequencies of the number tokens' initial embeddings, so matching a
+    coordinate to its patch is a linear map from the start. All regimes get the same codes.
+
+    >>> codes = grid_position_codes(8, 16, 128)
+    >>> codes.shape, bool(codes[9] @ codes[9] > codes[9] @ codes[54])
+    (torch.Size([64, 128]), True)
+    """
+    if width % 4:
+        raise ValueError(f"width must be a multiple of 4, got {width}")
+    periods = _periods(count, width)[::2]
+    centres = (torch.arange(patches) + 0.5) * grid / patches - 0.5
+    rows = _sinusoids(centres, periods).repeat_interleave(patches, dim=0)
+    cols = _sinusoids(centres, periods).repeat(patches, 1)
+    return torch.cat([rows, cols], dim=1)
 
 
 def random_vision_tower(seed: int = 0, hidden: int = 96, layers: int = 3, heads: int = 4,
@@ -100,7 +131,9 @@ def vision_tower(source: str) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
 
 
 class TinyVLM(nn.Module):
-    """Vision tower -> MLP connector -> causal language model, answering in text.
+    """Vision tower -> MLP connector (+ patch position codes in units of the ``grid`` the
+    model is asked about) -> causal language model, answering in text. ``number_ids`` (the
+    tokenizer's ids of ``"0"``..``"255"``) start from ordinal embeddings.
 
     >>> tower, _ = random_vision_tower()
     >>> model = TinyVLM(tower, lm_config(300, eos_id=2))
@@ -108,14 +141,19 @@ class TinyVLM(nn.Module):
     torch.Size([1, 64, 128])
     """
 
-    def __init__(self, vision: CLIPVisionModel, config: GPT2Config,
+    def __init__(self, vision: CLIPVisionModel, config: GPT2Config, grid: int = 16,
                  number_ids: list[int] | None = None):
         super().__init__()
         self.vision = vision
+        self.grid = grid
         width = config.n_embd
         self.connector = nn.Sequential(
             nn.Linear(vision.config.hidden_size, width), nn.GELU(), nn.Linear(width, width)
         )
+        patches = vision.config.image_size // vision.config.patch_size
+        self.register_buffer("position_codes", grid_position_codes(patches, grid, width),
+                             persistent=False)
+        self.position_scale = nn.Parameter(torch.ones(()))  # part of the connector's output
         self.lm = GPT2LMHeadModel(config)
         if number_ids is not None:
             with torch.no_grad():
@@ -123,9 +161,10 @@ class TinyVLM(nn.Module):
                     len(number_ids), width, config.initializer_range)
 
     def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``B x P x width``: the patch tokens (class token dropped) through the connector."""
+        """``B x P x width``: the patch tokens (class token dropped) through the connector, plus
+    the scaled grid position codes of the patches (``grid_position_codes``)."""
         patches = self.vision(pixel_values=pixel_values).last_hidden_state[:, 1:]
-        return self.connector(patches)
+        return self.connector(patches) + self.position_scale * self.position_codes
 
     def prefix_cache(self, pixel_values: torch.Tensor, repeats: int):
         """The language model's key/value cache over each image's tokens, repeated ``repeats``

@@ -34,7 +34,7 @@ class Recipe:
     detail_share: float = 0.5  # share of PVP training queries drawn where the detail is
     learning_rate: float = 1e-3
     warmup_steps: int = 100
-    train_images: int = 2000
+    train_images: int = 100_000  # generated lazily: each step sees new scenes
     lm_hidden: int = 128
     lm_layers: int = 2
     lm_heads: int = 4

@@ -23,19 +23,21 @@ ANSWER_TOKENS = 8  # "[ r , g , b ]" and <eos>
 
 
 def reconstruct(model: TinyVLM, tokenizer: PVPTokenizer, processor,
-                images: Sequence[Image.Image], size: int = 32, images_per_batch: int = 4,
+                images: Sequence[Image.Image], images_per_batch: int = 4,
                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``N x size x size x 3`` uint8 reconstructions and an ``N x size x size`` bool array that
-    is True where the answer parsed (unparseable cells are left 0 = black).
+    """``N x size x size x 3`` uint8 reconstructions on the model's grid (``size =
+    model.grid``) and an ``N x size x size`` bool array that is True where the answer parsed
+    (unparseable cells are left 0 = black).
 
     >>> from qgnb.pvp.model import lm_config, random_vision_tower
     >>> from qgnb.pvp.tokenizer import build_tokenizer
     >>> tok = build_tokenizer([]); tower, processor = random_vision_tower()
-    >>> model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id))
-    >>> grids, ok = reconstruct(model, tok, processor, [Image.new("RGB", (64, 64))], size=4)
+    >>> model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id), grid=4)
+    >>> grids, ok = reconstruct(model, tok, processor, [Image.new("RGB", (64, 64))])
     >>> grids.shape, ok.shape
     ((1, 4, 4, 3), (1, 4, 4))
     """
+    size = model.grid
     cells = all_cells(size)
     prompts = prompt_tensor(tokenizer, [reconstruct_prompt(y, x) for y, x in cells])
     grids = np.zeros((len(images), size, size, 3), np.uint8)
@@ -56,20 +58,21 @@ def reconstruct(model: TinyVLM, tokenizer: PVPTokenizer, processor,
 
 
 def reconstruction_error(model: TinyVLM, tokenizer: PVPTokenizer, processor,
-                         images: Sequence[Image.Image], size: int = 32,
-                         progress: bool = False) -> dict[str, float]:
-    """Mean absolute error per channel (0-255 scale) over every parsed cell of ``images``,
+                         images: Sequence[Image.Image], progress: bool = False
+                         ) -> dict[str, float]:
+    """Mean absolute error per channel (0-255 scale) over every parsed cell of ``images``
+    (on the model's grid),
     their mean (``mae``), and the share of unparseable answers (``unparseable``).
 
     >>> from qgnb.pvp.model import lm_config, random_vision_tower
     >>> from qgnb.pvp.tokenizer import build_tokenizer
     >>> tok = build_tokenizer([]); tower, processor = random_vision_tower()
-    >>> model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id))
-    >>> reconstruction_error(model, tok, processor, [Image.new("RGB", (64, 64))], 2)["unparseable"]
+    >>> model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id), grid=2)
+    >>> reconstruction_error(model, tok, processor, [Image.new("RGB", (64, 64))])["unparseable"]
     1.0
     """
-    grids, parsed = reconstruct(model, tokenizer, processor, images, size, progress=progress)
-    targets = np.stack([target_grid(image, size) for image in images]).astype(np.int64)
+    grids, parsed = reconstruct(model, tokenizer, processor, images, progress=progress)
+    targets = np.stack([target_grid(image, model.grid) for image in images]).astype(np.int64)
     errors = np.abs(grids.astype(np.int64) - targets)[parsed]  # parsed cells x 3
     mae = errors.mean(axis=0) if len(errors) else np.full(3, np.nan)
     return {"mae_r": float(mae[0]), "mae_g": float(mae[1]), "mae_b": float(mae[2]),

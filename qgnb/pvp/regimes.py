@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-# Regime name -> the TinyVLM submodules it trains; everything else is frozen.
+# Regime name -> the TinyVLM parts it trains; everything else is frozen. The connector is the
+# MLP and the scale of the patch position codes added to its output.
+CONNECTOR = ("connector", "position_scale")
 REGIMES: dict[str, tuple[str, ...]] = {
-    "connector": ("connector",),
-    "connector+lm": ("connector", "lm"),
-    "connector+lm+vision": ("connector", "lm", "vision"),
+    "connector": CONNECTOR,
+    "connector+lm": (*CONNECTOR, "lm"),
+    "connector+lm+vision": (*CONNECTOR, "lm", "vision"),
 }
 
 
@@ -17,14 +19,14 @@ def apply_regime(model: nn.Module, regime: str) -> nn.Module:
 
     >>> from qgnb.pvp.model import TinyVLM, lm_config, random_vision_tower
     >>> model = apply_regime(TinyVLM(random_vision_tower()[0], lm_config(300, 2)), "connector")
-    >>> trainable_parameters(model) == sum(p.numel() for p in model.connector.parameters())
+    >>> trainable_parameters(model) == sum(p.numel() for p in model.connector.parameters()) + 1
     True
     """
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; expected one of {list(REGIMES)}")
     model.requires_grad_(False)
     for name in REGIMES[regime]:
-        getattr(model, name).requires_grad_(True)
+        getattr(model, name).requires_grad_(True)  # a module or a single Parameter
     return model
 
 

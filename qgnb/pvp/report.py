@@ -51,9 +51,9 @@ def curve_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reconstructions(images: list[Image.Image], size: int = 16,
-                    root: Path = CHECKPOINTS) -> dict[str, np.ndarray]:
-    """``N x size x size x 3`` reconstructions per regime (unparseable cells black), decoded
+def reconstructions(images: list[Image.Image], root: Path = CHECKPOINTS
+                    ) -> dict[str, np.ndarray]:
+    """``N x grid x grid x 3`` reconstructions per regime (unparseable cells black), decoded
     now from the shipped checkpoints.
 
     >>> sorted(reconstructions([Image.new("RGB", (64, 64))]))  # doctest: +SKIP
@@ -62,7 +62,7 @@ def reconstructions(images: list[Image.Image], size: int = 16,
     out = {}
     for regime, name in PVP_REGIMES.items():
         model, tokenizer, processor = load(name, root)
-        out[regime] = reconstruct(model, tokenizer, processor, images, size)[0]
+        out[regime] = reconstruct(model, tokenizer, processor, images)[0]
     return out
 
 

@@ -92,15 +92,22 @@ def ciou_gain(inter_a: np.ndarray, union_a: np.ndarray, inter_b: np.ndarray,
 
 
 def predict_masks(model: TinyVLM, tokenizer: PVPTokenizer, processor,
-                  samples: Sequence[Sample], size: int = 16, progress: bool = False
+                  samples: Sequence[Sample], progress: bool = False
                   ) -> tuple[list[np.ndarray], float]:
-    """The ``size x size`` masks the model answers for each sample's phrase (every cell asked
+    """The masks (on the model's grid) the model answers for each sample's phrase (every cell asked
     ``[segmentation] {phrase} loc: [y,x] mask:``), and the share of unparseable answers
     (counted as 0, background).
 
-    >>> predict_masks  # doctest: +ELLIPSIS
-    <function predict_masks at ...>
+    >>> from qgnb.data import shapes
+    >>> from qgnb.pvp.model import lm_config, random_vision_tower
+    >>> from qgnb.pvp.tokenizer import build_tokenizer
+    >>> tok = build_tokenizer(["the", "circle"]); tower, processor = random_vision_tower()
+    >>> model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id), grid=4)
+    >>> masks, unparseable = predict_masks(model, tok, processor, shapes("id", 1))
+    >>> masks[0].shape
+    (4, 4)
     """
+    size = model.grid
     cells = all_cells(size)
     masks, bad = [], 0
     model.eval()

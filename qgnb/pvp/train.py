@@ -56,7 +56,7 @@ def initial_model(r: Recipe, root: Path):
     config = lm_config(tokenizer.vocab_size, tokenizer.eos_id, r.lm_hidden, r.lm_layers,
                        r.lm_heads)
     parent = {"vision": r.vision, "vision_adapted": False, "stages": []}
-    return TinyVLM(tower, config, tokenizer.number_ids), tokenizer, processor, parent
+    return TinyVLM(tower, config, r.grid, tokenizer.number_ids), tokenizer, processor, parent
 
 
 def load_card(root: Path, name: str) -> dict[str, Any]:
@@ -85,9 +85,9 @@ def evaluate(r: Recipe, model: TinyVLM, tokenizer, processor, split: str, n: int
     samples = [s for s in shapes(split, n, seed)]
     if r.task == "pvp":
         return reconstruction_error(model, tokenizer, processor, [s.image for s in samples],
-                                    r.grid, progress=progress)
-    masks, unparseable = predict_masks(model, tokenizer, processor, samples, r.grid, progress)
-    targets = [mask_grid(s.mask, r.grid) for s in samples]
+                                    progress=progress)
+    masks, unparseable = predict_masks(model, tokenizer, processor, samples, progress)
+    targets = [mask_grid(s.mask, model.grid) for s in samples]
     inter, union = intersections_unions(masks, targets)
     return {"ciou": ciou(masks, targets), "mean_iou": mean_iou(masks, targets),
             "unparseable": unparseable, "intersection": inter.tolist(), "union": union.tolist()}
@@ -153,6 +153,7 @@ def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work
         "vision_adapted": parent["vision_adapted"] or "vision" in r.regime.split("+"),
         "stages": [*parent["stages"], {"name": name, "task": r.task, "regime": r.regime,
                                        "steps": total}],
+        "grid": r.grid if r.init is None else parent["grid"],
         "lm": {"hidden": r.lm_hidden if r.init is None else parent["lm"]["hidden"],
                "layers": r.lm_layers if r.init is None else parent["lm"]["layers"],
                "heads": r.lm_heads if r.init is None else parent["lm"]["heads"]},
