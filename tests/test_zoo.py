@@ -141,3 +141,45 @@ def test_loaded_explainer_maps_at_image_size():
     maps = load("shapes-blip-base")([sample.image], [sample.phrase])
     assert tuple(maps.shape) == (1, 64, 64)
     assert bool(torch.isfinite(maps).all())
+
+
+def _tiny_run(tmp_path, monkeypatch, *, interrupt_at: int | None = None, fresh: bool = False,
+              saved: list | None = None):
+    # A 4-step BLIP recipe on 32 scenes, saved every 2 steps, into temporary folders.
+    import dataclasses
+
+    import qgnb.zoo.train as zoo_train
+    from qgnb.zoo.configs import SPECS
+
+    base = SPECS["shapes-blip-base"]
+    tiny = dataclasses.replace(base, recipe=dataclasses.replace(
+        base.recipe, stages=(("itc", 2), ("itm", 2)), batch_size=8, warmup_steps=1,
+        train_scenes=32))
+    monkeypatch.setitem(SPECS, "shapes-blip-base", tiny)
+    monkeypatch.setattr(zoo_models, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(zoo_train, "SAVE_EVERY", 2)
+    save_state = zoo_train._save_state
+
+    def save_then_maybe_die(state_file, zoo_spec, model, optimizer, step, log, seconds):
+        save_state(state_file, zoo_spec, model, optimizer, step, log, seconds)
+        if saved is not None:
+            saved.append(step)
+        if step == interrupt_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(zoo_train, "_save_state", save_then_maybe_die)
+    directory = zoo_train.train("shapes-blip-base", fresh=fresh, runs=tmp_path / "runs")
+    model, _ = zoo_models.load_checkpoint(directory, "blip")
+    return model.state_dict()
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    straight = _tiny_run(tmp_path / "a", monkeypatch, fresh=True)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_run(tmp_path / "b", monkeypatch, interrupt_at=2, fresh=True)
+    saved = []
+    resumed = _tiny_run(tmp_path / "b", monkeypatch, saved=saved)
+    assert saved == [4]  # it went on from step 2: no save at step 2 again
+    assert straight.keys() == resumed.keys()
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
