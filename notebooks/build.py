@@ -50,12 +50,13 @@ PLOTLY_CDN = re.compile(r"<script[^>]+src=[\"'][^\"']*cdn\.plot\.ly", re.IGNOREC
 
 @dataclass
 class Result:
-    """What happened to one notebook: its name, seconds taken, error text, summary tables."""
+    """What happened to one notebook: name, seconds taken, error text, summary tables, title."""
 
     name: str
     seconds: float
     error: str | None = None
     summaries: list[str] = field(default_factory=list)
+    title: str = ""
 
 
 def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -87,6 +88,20 @@ def execute(path: Path, *, timeout: int) -> tuple[nbformat.NotebookNode, str | N
     except CellExecutionError as err:
         return nb, str(err)
     return nb, None
+
+
+def title(nb: nbformat.NotebookNode) -> str:
+    """The first Markdown heading of the notebook (``""`` if it has none).
+
+    >>> title(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 · PG\\ntext")]))
+    '01 · PG'
+    """
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
 
 
 def summaries(nb: nbformat.NotebookNode) -> list[str]:
@@ -167,8 +182,8 @@ def index_html(results: list[Result]) -> str:
             else f"executed in {res.seconds:.0f} s"
         )
         parts.append(
-            f'<h2><a href="{name}.html">{name}</a></h2>'
-            f'<p>{status} · <a href="{name}.ipynb">executed notebook</a></p>'
+            f'<h2><a href="{name}.html">{html.escape(res.title or res.name)}</a></h2>'
+            f'<p><code>{name}</code> · {status} · <a href="{name}.ipynb">executed notebook</a></p>'
         )
         if res.error:
             parts.append(f'<pre class="failed">{html.escape(res.error[-3000:])}</pre>')
@@ -205,7 +220,7 @@ def build(paths: list[Path], out: Path, *, timeout: int) -> list[Result]:
         # but gives every figure a random div id, which must stay out of the committed outputs.
         with plotly_renderer("notebook"):
             nb, error = execute(path, timeout=timeout)
-        res = Result(path.stem, time.perf_counter() - start, error, summaries(nb))
+        res = Result(path.stem, time.perf_counter() - start, error, summaries(nb), title(nb))
         drop_figure_mathjax(nb)
         nbformat.write(nb, out / path.name)
         try:

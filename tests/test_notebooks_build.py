@@ -49,7 +49,7 @@ def test_build_writes_offline_html_with_the_figure_and_an_index_with_summaries(t
     assert "plotly.js v" in page  # the library itself is embedded
     assert not build.PLOTLY_CDN.search(page) and "mathjax/3" not in page
     index = (out / "index.html").read_text()
-    assert '<a href="fig.html">fig</a>' in index
+    assert '<a href="fig.html">fig</a>' in index  # no heading: the file name is the title
     # the summary cell ran in the notebook's folder
     assert f"<pre>pg_accuracy 0.750\n{tmp_path}\n</pre>" in index
     executed = nbformat.read(out / "fig.ipynb", as_version=4)
