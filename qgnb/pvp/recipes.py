@@ -31,7 +31,10 @@ class Recipe:
     grid: int = 16
     images_per_step: int = 8
     queries_per_image: int = 32
-    detail_share: float = 0.5  # share of PVP training queries drawn where the detail is
+    # Share of PVP training queries drawn where the detail is (queries.reconstruct_cells).
+    # 0.5 was tried for pvp-stage1: a model that has not learnt to localise then paints the
+    # objects' colour over the background; held-out error 20.7 against 15.0 with uniform cells.
+    detail_share: float = 0.0
     learning_rate: float = 1e-3
     warmup_steps: int = 100
     train_images: int = 100_000  # generated lazily: each step sees new scenes
@@ -54,12 +57,12 @@ PVP_REGIMES = {
     "connector+lm+vision": "pvp-connector-lm-vision",
 }
 RECIPES: dict[str, Recipe] = {
-    "pvp-stage1": Recipe("pvp", "connector+lm", steps=1000),
-    **{name: Recipe("pvp", regime, steps=600, init="pvp-stage1", seed=1)
+    "pvp-stage1": Recipe("pvp", "connector+lm", steps=800),
+    **{name: Recipe("pvp", regime, steps=500, init="pvp-stage1", seed=1)
        for regime, name in PVP_REGIMES.items()},
-    "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=400,
+    "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=300,
                                  init="pvp-connector-lm", seed=2),
-    "seg-pvp-encoder": Recipe("segmentation", "connector+lm", steps=400,
+    "seg-pvp-encoder": Recipe("segmentation", "connector+lm", steps=300,
                               init="pvp-connector-lm-vision", seed=2),
 }
 

@@ -8,7 +8,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from qgnb.data import shapes
 from qgnb.pvp.cards import CHECKPOINTS, card, load
+from qgnb.pvp.model import vision_tower
+from qgnb.pvp.probe import probe_errors
 from qgnb.pvp.recipes import PVP_REGIMES, RECIPES
 from qgnb.pvp.reconstruct import reconstruct
 from qgnb.pvp.segmentation import ciou_gain
@@ -115,3 +118,23 @@ def stage_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
                      "trainable parameters": info["trainable_parameters"],
                      "train seconds": info["train_seconds"]})
     return pd.DataFrame(rows)
+
+
+def probe_table(train_images: int = 400, test_images: int = 100, root: Path = CHECKPOINTS
+                ) -> pd.DataFrame:
+    """Linear read-out error (0-255) of the cells under each patch, on held-out ``id`` scenes:
+    from raw pixels, a random tower, the frozen ``shapes-clip`` tower and the tower adapted by
+    PVP (``pvp-connector-lm-vision``).
+
+    >>> probe_table(40, 10).shape  # doctest: +SKIP
+    (4, 2)
+    """
+    adapted = load(PVP_REGIMES["connector+lm+vision"], root)
+    frozen = load(PVP_REGIMES["connector+lm"], root)
+    towers = {"random tower": vision_tower("random:0"),
+              "shapes-clip tower (frozen)": (frozen[0].vision, frozen[2]),
+              "PVP-adapted tower": (adapted[0].vision, adapted[2])}
+    train = [s.image for s in shapes("train", train_images, seed=5)]
+    test = [s.image for s in shapes("id", test_images, seed=5)]
+    errors = probe_errors(towers, train, test, grid=adapted[0].grid)
+    return pd.DataFrame({"features": list(errors), "probe MAE": list(errors.values())})
