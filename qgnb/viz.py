@@ -42,6 +42,7 @@ def prepare(heatmap) -> np.ndarray:
     >>> prepare([[-1.0, 1.0], [2.0, 4.0]]).tolist()
     [[0.0, 0.25], [0.5, 1.0]]
     """
+    # qgnb.metrics prepares inside its batched torch code; figures need it for one numpy map.
     a = np.maximum(as_numpy(heatmap).astype(np.float64), 0.0)
     peak = a.max() if a.size else 0.0
     return a / peak if peak > 0 else np.zeros_like(a)
@@ -190,16 +191,10 @@ def map_figure(
         height=560,
         margin={"l": 50, "r": 20, "t": 60, "b": 40},
     )
-    _pixel_axes(fig, w, h)
+    fig.update_xaxes(title_text="x (pixels)", range=[0, w], constrain="domain")
+    # rows grow downwards, as in the image; one pixel is as wide as it is tall
+    fig.update_yaxes(title_text="y (pixels)", range=[h, 0], scaleanchor="x", constrain="domain")
     return fig
-
-
-def _pixel_axes(fig: go.Figure, w: int, h: int, row: int | None = None, col: int | None = None):
-    fig.update_xaxes(title_text="x (pixels)", range=[0, w], constrain="domain", row=row, col=col)
-    fig.update_yaxes(
-        title_text="y (pixels)", range=[h, 0], scaleanchor="x" if row is None else None,
-        constrain="domain", row=row, col=col,
-    )
 
 
 def gallery(
