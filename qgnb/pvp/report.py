@@ -12,6 +12,7 @@ from qgnb.data import shapes
 from qgnb.pvp.cards import CHECKPOINTS, card, load
 from qgnb.pvp.model import vision_tower
 from qgnb.pvp.probe import probe_errors
+from qgnb.pvp.queries import target_grid
 from qgnb.pvp.recipes import PVP_REGIMES, RECIPES
 from qgnb.pvp.reconstruct import reconstruct
 from qgnb.pvp.segmentation import ciou_gain
@@ -138,3 +139,30 @@ def probe_table(train_images: int = 400, test_images: int = 100, root: Path = CH
     test = [s.image for s in shapes("id", test_images, seed=5)]
     errors = probe_errors(towers, train, test, grid=adapted[0].grid)
     return pd.DataFrame({"features": list(errors), "probe MAE": list(errors.values())})
+
+
+def reference_errors(split: str = "id", n: int = 48, seed: int = 0, grid: int = 16
+                     ) -> pd.DataFrame:
+    """Errors (0-255, mean over channels) of answers that need no localisation or only coarse
+    localisation, on the scenes the cards are scored on: every cell answered with the image's
+    median colour, and the grid blurred to 8x8 and 4x4 blocks (box filter, then repeated).
+
+    >>> reference_errors(n=2).shape
+    (3, 2)
+    """
+    targets = [target_grid(s.image, grid).astype(float) for s in shapes(split, n, seed)]
+
+    def blurred(t: np.ndarray, cells: int) -> np.ndarray:
+        coarse = Image.fromarray(t.astype(np.uint8)).resize((cells, cells), Image.Resampling.BOX)
+        return np.asarray(coarse.resize((grid, grid), Image.Resampling.NEAREST), float)
+
+    answers = {
+        "image median colour everywhere": [np.broadcast_to(np.median(t.reshape(-1, 3), 0),
+                                                           t.shape) for t in targets],
+        f"{grid // 4}x{grid // 4} blocks (4x coarser)": [blurred(t, grid // 4) for t in targets],
+        f"{grid // 2}x{grid // 2} blocks (2x coarser)": [blurred(t, grid // 2) for t in targets],
+    }
+    return pd.DataFrame({"answer": list(answers),
+                         "MAE": [float(np.mean([np.abs(a - t).mean()
+                                                for a, t in zip(v, targets, strict=True)]))
+                                 for v in answers.values()]})
