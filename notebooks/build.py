@@ -21,11 +21,13 @@ import contextlib
 import html
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jupyter_server_mathjax
 import nbformat
 from jinja2 import DictLoader
 from nbclient import NotebookClient
@@ -46,6 +48,11 @@ OFFLINE_TEMPLATE_SOURCE = """{%- extends 'lab/index.html.j2' -%}
 # clash, so the build copies drop the figures' copy (the figures hold no LaTeX).
 FIGURE_MATHJAX = re.compile(r"<script src=\"[^\"]*mathjax[^\"]*\"></script>", re.IGNORECASE)
 PLOTLY_CDN = re.compile(r"<script[^>]+src=[\"'][^\"']*cdn\.plot\.ly", re.IGNORECASE)
+# nbconvert loads MathJax (for the Markdown's LaTeX) from a CDN; the build copies MathJax 2.7
+# from the jupyter-server-mathjax package beside the pages instead, so formulas render offline.
+MATHJAX_FILES = Path(jupyter_server_mathjax.__file__).parent / "static"
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+REMOTE_SCRIPT = re.compile(r"<script[^>]+src=[\"'](?:https?:)?//", re.IGNORECASE)
 
 
 @dataclass
@@ -152,10 +159,13 @@ def to_html(nb: nbformat.NotebookNode, name: str) -> str:
         template_name="lab",
         extra_loaders=[DictLoader({OFFLINE_TEMPLATE: OFFLINE_TEMPLATE_SOURCE})],
         template_file=OFFLINE_TEMPLATE,
+        mathjax_url=MATHJAX_URL,
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
     if PLOTLY_CDN.search(body):
         raise RuntimeError(f"{name}.html loads plotly.js from cdn.plot.ly; it must be embedded")
+    if remote := REMOTE_SCRIPT.search(body):
+        raise RuntimeError(f"{name}.html loads a script from the network: {remote.group(0)}")
     return body
 
 
@@ -212,6 +222,7 @@ def plotly_renderer(name: str | None):
 def build(paths: list[Path], out: Path, *, timeout: int) -> list[Result]:
     """Execute ``paths`` into ``out`` (ipynb + HTML) and write ``out/index.html``."""
     out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(MATHJAX_FILES, out / "mathjax", dirs_exist_ok=True)
     results = []
     for path in paths:
         print(f"executing {path.name} ...", flush=True)

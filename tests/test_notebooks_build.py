@@ -48,6 +48,10 @@ def test_build_writes_offline_html_with_the_figure_and_an_index_with_summaries(t
     assert "the-trace" in page and "Plotly.newPlot" in page
     assert "plotly.js v" in page  # the library itself is embedded
     assert not build.PLOTLY_CDN.search(page) and "mathjax/3" not in page
+    # no script from any host; LaTeX renders with the MathJax copied beside the page
+    assert not build.REMOTE_SCRIPT.search(page)
+    assert '<script src="mathjax/MathJax.js?config=' in page
+    assert (out / "mathjax" / "MathJax.js").is_file()
     index = (out / "index.html").read_text()
     assert '<a href="fig.html">fig</a>' in index  # no heading: the file name is the title
     # the summary cell ran in the notebook's folder
