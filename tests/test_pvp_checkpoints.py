@@ -43,7 +43,7 @@ def test_save_and_load_round_trip_without_the_frozen_tower(tmp_path):
     tok = build_tokenizer(["the"])
     tower, _ = random_vision_tower(seed=3)
     model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id, hidden=32, layers=1, heads=2))
-    info = {"vision": "random:3", "vision_adapted": False,
+    info = {"vision": "random:3", "vision_adapted": False, "grid": 16,
             "lm": {"hidden": 32, "layers": 1, "heads": 2}}
     save(model, tok, info, tmp_path)
     again, tok2, _ = load_directory(tmp_path)
