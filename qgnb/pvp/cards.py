@@ -47,7 +47,20 @@ def card(name: str, root: Path = CHECKPOINTS) -> dict[str, Any]:
 
 def save(model: TinyVLM, tokenizer: PVPTokenizer, info: dict[str, Any], directory: Path) -> None:
     """Write weights, tokenizer and card. ``info["vision_adapted"]`` decides whether the
-    vision tower's weights are stored (when False, ``info["vision"]`` rebuilds it)."""
+    vision tower's weights are stored (when False, ``info["vision"]`` rebuilds it);
+    ``info["grid"]`` and ``info["lm"]`` rebuild the rest.
+
+    >>> import tempfile
+    >>> from qgnb.pvp.model import lm_config, random_vision_tower
+    >>> from qgnb.pvp.tokenizer import build_tokenizer
+    >>> tok = build_tokenizer([]); info = {"vision": "random:0", "vision_adapted": False,
+    ...     "grid": 16, "lm": {"hidden": 32, "layers": 1, "heads": 2}}
+    >>> model = TinyVLM(random_vision_tower(0)[0], lm_config(tok.vocab_size, tok.eos_id, 32, 1, 2))
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> save(model, tok, info, folder)
+    >>> load_directory(folder)[0].grid
+    16
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()
@@ -58,7 +71,8 @@ def save(model: TinyVLM, tokenizer: PVPTokenizer, info: dict[str, Any], director
 
 
 def load_directory(directory: Path) -> tuple[TinyVLM, PVPTokenizer, Any]:
-    """Model (eval mode), tokenizer and image processor from a checkpoint directory."""
+    """Model (eval mode), tokenizer and image processor from a checkpoint directory written by
+    ``save`` (see its example)."""
     directory = Path(directory)
     if not (directory / "model.safetensors").is_file():
         raise FileNotFoundError(f"no PVP checkpoint at {directory} (missing model.safetensors)")

@@ -44,11 +44,11 @@ CHECK = {"split": "id", "n": 2, "seed": 7}  # the fixed slice each card's error 
 EVAL = {"n": 48, "seed": 0}  # held-out images for the card's reported figures
 
 
-def initial_model(r: Recipe, root: Path):
+def _initial_model(r: Recipe, root: Path):
     """Model, tokenizer, processor and the parent's card (lineage) to start ``r`` from."""
     if r.init is not None:
         model, tokenizer, processor = load_directory(checkpoint_dir(r.init, root))
-        parent = load_card(root, r.init)
+        parent = _load_card(root, r.init)
         return model, tokenizer, processor, parent
     tokenizer = build_tokenizer(SHAPES_VOCABULARY)
     tower, processor = vision_tower(r.vision)
@@ -59,11 +59,11 @@ def initial_model(r: Recipe, root: Path):
     return TinyVLM(tower, config, r.grid, tokenizer.number_ids), tokenizer, processor, parent
 
 
-def load_card(root: Path, name: str) -> dict[str, Any]:
+def _load_card(root: Path, name: str) -> dict[str, Any]:
     return json.loads((checkpoint_dir(name, root) / "card.json").read_text())
 
 
-def batch_queries(r: Recipe, samples, rng: np.random.Generator) -> list[list[tuple[str, str]]]:
+def _batch_queries(r: Recipe, samples, rng: np.random.Generator) -> list[list[tuple[str, str]]]:
     """The step's ``(prompt, answer)`` pairs, ``queries_per_image`` per sample."""
     out = []
     for sample in samples:
@@ -81,7 +81,15 @@ def batch_queries(r: Recipe, samples, rng: np.random.Generator) -> list[list[tup
 def evaluate(r: Recipe, model: TinyVLM, tokenizer, processor, split: str, n: int, seed: int,
              progress: bool = False) -> dict[str, float]:
     """Held-out figures: reconstruction errors (PVP), or cIoU, mean IoU and the per-sample
-    intersections and unions at grid resolution (segmentation)."""
+    intersections and unions at grid resolution (segmentation), on ``shapes(split, n, seed)``.
+
+    >>> from qgnb.pvp.model import lm_config, random_vision_tower
+    >>> tok = build_tokenizer(SHAPES_VOCABULARY); tower, processor = random_vision_tower()
+    >>> model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id), grid=4)
+    >>> evaluate(recipe("seg-frozen-encoder"), model, tok, processor, "id", 2, 0)["union"]
+    ... # doctest: +ELLIPSIS
+    [...]
+    """
     samples = [s for s in shapes(split, n, seed)]
     if r.task == "pvp":
         return reconstruction_error(model, tokenizer, processor, [s.image for s in samples],
@@ -107,7 +115,7 @@ def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work
         r = replace(r, vision=vision)
     total = steps if steps is not None else r.steps
     torch.set_num_threads(1)
-    model, tokenizer, processor, parent = initial_model(r, root)
+    model, tokenizer, processor, parent = _initial_model(r, root)
     apply_regime(model, r.regime)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=r.learning_rate, weight_decay=0.0)
@@ -126,7 +134,7 @@ def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work
         rng = np.random.default_rng([r.seed, step])
         samples = [train_set[int(i)] for i in rng.choice(len(train_set), r.images_per_step,
                                                           replace=False)]
-        ids, mask, labels = query_tensors(tokenizer, batch_queries(r, samples, rng))
+        ids, mask, labels = query_tensors(tokenizer, _batch_queries(r, samples, rng))
         model.train()
         loss, _ = model(pixel_values(processor, [s.image for s in samples]), ids, mask, labels)
         optimizer.zero_grad()
