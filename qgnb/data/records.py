@@ -7,6 +7,7 @@ indexed.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -137,6 +138,23 @@ def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     return path
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Parse the JSON file ``path``; a missing file or invalid JSON gets an error naming it.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "a.json").write_text("[1, 2]")
+        ...     read_json(Path(folder) / "a.json", "a list")
+        [1, 2]
+    """
+    require_file(path, what)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
 def load_sample(record: Record) -> Sample:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from qgnb.data.records import (
     RecordDataset,
     checked_boxes,
     checked_polygons,
+    read_json,
     require_file,
 )
 
@@ -68,10 +68,7 @@ def load_refcoco(
             refs = pickle.load(handle)
     except (pickle.UnpicklingError, EOFError, ValueError) as error:
         raise ValueError(f"{refs_path}: not a readable pickle ({error})") from error
-    try:
-        instances = json.loads(instances_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{instances_path}: not valid JSON ({error})") from error
+    instances = read_json(instances_path, f"{dataset} instances")
     if not isinstance(refs, list):
         raise ValueError(f"{refs_path}: expected a list of refs, got {type(refs).__name__}")
     images = {img["id"]: img for img in _field(instances, "images", str(instances_path))}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from qgnb.data.records import Record, RecordDataset, checked_boxes, require_file
+from qgnb.data.records import Record, RecordDataset, checked_boxes, read_json, require_file
 
 SPLITS = ("train", "valid", "test")
 GROUNDS = ("subject", "object")
@@ -63,11 +62,8 @@ def load_spatialsense(
     if ground not in GROUNDS:
         raise ValueError(f"load_spatialsense: ground must be one of {GROUNDS}, got {ground!r}")
     root = Path(root)
-    path = require_file(root / "annotations.json", "SpatialSense annotations")
-    try:
-        images = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    path = root / "annotations.json"
+    images = read_json(path, "SpatialSense annotations")
     if not isinstance(images, list):
         raise ValueError(f"{path}: expected a list of images, got {type(images).__name__}")
     other = GROUNDS[1 - GROUNDS.index(ground)]
