@@ -57,7 +57,7 @@ PVP_REGIMES = {
     "connector+lm+vision": "pvp-connector-lm-vision",
 }
 RECIPES: dict[str, Recipe] = {
-    "pvp-stage1": Recipe("pvp", "connector+lm", steps=800),
+    "pvp-stage1": Recipe("pvp", "connector+lm", steps=3000),
     **{name: Recipe("pvp", regime, steps=500, init="pvp-stage1", seed=1)
        for regime, name in PVP_REGIMES.items()},
     "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=300,
