@@ -32,8 +32,9 @@ class Recipe:
     images_per_step: int = 8
     queries_per_image: int = 32
     # Share of PVP training queries drawn where the detail is (queries.reconstruct_cells).
-    # 0.5 was tried for pvp-stage1: a model that has not learnt to localise then paints the
-    # objects' colour over the background; held-out error 20.7 against 15.0 with uniform cells.
+    # 0.5 was tried for pvp-stage1 (800-step runs): a model that has not learnt to localise
+    # then paints the objects' colour over the background; held-out error 20.7 against 15.0
+    # with uniform cells.
     detail_share: float = 0.0
     learning_rate: float = 1e-3
     warmup_steps: int = 100
