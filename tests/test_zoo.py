@@ -118,6 +118,18 @@ def test_batches_are_deterministic_and_negatives_refer_to_nothing():
     assert bool(same[0, 1]) == (batch.phrases[0] == batch.phrases[1])
 
 
+def test_several_negatives_per_scene_are_negative_major_and_refer_to_nothing():
+    pool = scene_pool("train", 40, 0)
+    batch = draw_batch(pool, 8, seed=0, step=3, negatives_per_scene=3)
+    assert len(batch.negatives) == 3 * 8
+    # Negative k of scene i sits at k * B + i; every one is false for its own scene.
+    for k in range(3):
+        for i, index in enumerate(batch.indices):
+            assert referents(pool.metas[index], batch.negatives[k * 8 + i]) == []
+    # With one negative per scene the batch is the one the single-negative recipes draw.
+    assert draw_batch(pool, 8, 0, 3).negatives == draw_batch(pool, 8, 0, 3, 1).negatives
+
+
 def test_matching_pairs_are_balanced_and_negatives_false():
     samples = shapes("id", 20, EVAL_SEED)
     index, phrases, labels = matching_pairs(samples)
@@ -183,3 +195,29 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     assert straight.keys() == resumed.keys()
     for key, value in straight.items():
         assert torch.equal(value, resumed[key]), key
+
+
+def test_clip_hard_negative_softmax_equals_per_image_computation():
+    from qgnb.zoo.models import new_model
+    from qgnb.zoo.train import PhraseTokens, _clip_losses
+
+    model, processor = new_model(spec("shapes-clip"))
+    pool = scene_pool("train", 12, 0)
+    batch = draw_batch(pool, 4, seed=0, step=1, negatives_per_scene=2)
+    losses = _clip_losses(model, processor, PhraseTokens(processor), batch)
+    expected = []
+    with torch.no_grad():
+        for i in range(4):
+            texts = [batch.phrases[i], batch.negatives[i], batch.negatives[4 + i]]
+            inputs = processor(images=[batch.images[i]], text=texts, padding=True,
+                               return_tensors="pt")
+            image = torch.nn.functional.normalize(
+                model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output,
+                dim=-1)
+            text = torch.nn.functional.normalize(
+                model.get_text_features(input_ids=inputs["input_ids"],
+                                        attention_mask=inputs["attention_mask"]).pooler_output,
+                dim=-1)
+            logits = (text @ image[0]) / 0.07
+            expected.append(-torch.log_softmax(logits, 0)[0])
+    check_close(losses["itm"], torch.stack(expected).mean().item())

@@ -54,7 +54,11 @@ def scene_pool(split: str, n: int, seed: int) -> ScenePool:
 
 @dataclass
 class Batch:
-    """One training batch: B scenes, their true phrases and one negative phrase each."""
+    """One training batch: B scenes, their true phrases and K negative phrases each.
+
+    ``negatives`` is negative-major: the first negative of every scene, then the second...
+    (with K = 1, one negative per scene in scene order).
+    """
 
     indices: list[int]
     images: list[Image.Image]
@@ -69,8 +73,10 @@ class Batch:
         return ids[:, None] == ids[None, :]
 
 
-def draw_batch(pool: ScenePool, batch_size: int, seed: int, step: int) -> Batch:
-    """The batch of training step ``step``: scenes, phrases and one negative per scene.
+def draw_batch(pool: ScenePool, batch_size: int, seed: int, step: int,
+               negatives_per_scene: int = 1) -> Batch:
+    """The batch of training step ``step``: scenes, phrases and ``negatives_per_scene``
+    negatives per scene (drawn independently; a scene may repeat one).
 
     >>> pool = scene_pool("train", 8, 0)
     >>> batch = draw_batch(pool, 4, seed=0, step=3)
@@ -79,7 +85,7 @@ def draw_batch(pool: ScenePool, batch_size: int, seed: int, step: int) -> Batch:
     """
     rng = np.random.default_rng([seed, step])
     indices = [int(i) for i in rng.integers(len(pool), size=batch_size)]
-    negatives = [_negative(pool, i, rng) for i in indices]
+    negatives = [_negative(pool, i, rng) for _ in range(negatives_per_scene) for i in indices]
     return Batch(indices, [pool.images[i] for i in indices], [pool.phrases[i] for i in indices],
                  negatives, pool.regions[indices])
 

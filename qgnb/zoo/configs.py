@@ -49,6 +49,10 @@ class Recipe:
     amc_margin: float = 0.5
     amc_share_weight: float = 1.0
     amc_weight: float = 1.0
+    # CLIP: each image's true phrase against this many of its hard negatives in one softmax
+    # (beside the in-batch contrastive loss): the zero-shot retrieval it is scored on.
+    negatives_per_scene: int = 1
+    threads: int = 1  # torch threads; results are reproducible for a fixed count
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,14 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-clip",
             _CLIP,
-            Recipe(stages=(("itc", 3000),)),
-            notes="CLIPModel, image-text contrastive only; maps by gScoreCAM.",
+            Recipe(stages=(("itc", 4000),), negatives_per_scene=4),
+            notes="CLIPModel, image-text contrastive only (in-batch, and each image against "
+                  "four of its hard negatives); maps by gScoreCAM.",
         ),
         ZooSpec(
             "shapes-blip-base",
             _BASE,
-            Recipe(stages=(("itc", 300), ("itm", 1700))),
+            Recipe(stages=(("itc", 300), ("itm", 3700))),
             notes="BlipForImageTextRetrieval, ITC warm-up then ITC + ITM with hard negatives.",
         ),
         ZooSpec(
@@ -100,7 +105,7 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-blip-large",
             _LARGE,
-            Recipe(stages=(("itc", 300), ("itm", 1900))),
+            Recipe(stages=(("itc", 300), ("itm", 4100)), threads=2),
             notes="Wider and deeper than shapes-blip-base, trained longer the same way.",
         ),
     )

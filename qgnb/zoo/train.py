@@ -131,14 +131,14 @@ def _clip_losses(model, processor, tokens: PhraseTokens, batch: Batch) -> dict:
                                  .pooler_output, dim=-1)
     text_features = F.normalize(model.get_text_features(**texts).pooler_output, dim=-1)
     size = len(batch.phrases)
-    positives, negatives = text_features[:size], text_features[size:]
+    positives = text_features[:size]
+    negatives = text_features[size:].reshape(-1, size, text_features.shape[1])  # (K, B, D)
     losses = {"itc": itc_loss(image_features, positives, batch.same_text(), TEMPERATURE)}
-    # Each image also against its own hard negative: the phrase one change away.
-    pair_logits = torch.stack([(image_features * positives).sum(1),
-                               (image_features * negatives).sum(1)], dim=1) / TEMPERATURE
-    matches = torch.zeros(size, dtype=torch.long)
-    losses["itm"] = F.cross_entropy(pair_logits, matches)
-    losses["itm_accuracy"] = (pair_logits[:, 0] > pair_logits[:, 1]).float().mean()
+    # Each image also against its own hard negatives (phrases one change away) in one softmax.
+    candidates = torch.cat([positives[None], negatives])  # (1 + K, B, D)
+    pair_logits = (candidates * image_features[None]).sum(2).t() / TEMPERATURE  # (B, 1 + K)
+    losses["itm"] = F.cross_entropy(pair_logits, torch.zeros(size, dtype=torch.long))
+    losses["itm_accuracy"] = (pair_logits.argmax(1) == 0).float().mean()
     return losses
 
 
@@ -155,9 +155,9 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
 
     >>> train("shapes-clip")  # doctest: +SKIP
     """
-    torch.set_num_threads(1)
     zoo_spec = spec(name)
     recipe = zoo_spec.recipe
+    torch.set_num_threads(recipe.threads)
     model, processor = _initial_model(zoo_spec)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=0.01)
@@ -181,10 +181,12 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
         stage = stage_at(zoo_spec, step)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(zoo_spec, step)
-        batch = draw_batch(pool, recipe.batch_size, recipe.seed, step)
         if zoo_spec.architecture.family == "clip":
+            batch = draw_batch(pool, recipe.batch_size, recipe.seed, step,
+                               recipe.negatives_per_scene)
             losses = _clip_losses(model, processor, tokens, batch)
         else:
+            batch = draw_batch(pool, recipe.batch_size, recipe.seed, step)
             losses = _blip_losses(model, processor, tokens, batch, stage, zoo_spec)
         total = sum(v for k, v in losses.items() if k != "itm_accuracy")
         optimizer.zero_grad(set_to_none=True)
