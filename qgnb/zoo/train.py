@@ -181,12 +181,11 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
         stage = stage_at(zoo_spec, step)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(zoo_spec, step)
+        batch = draw_batch(pool, recipe.batch_size, recipe.seed, step,
+                           recipe.negatives_per_scene)
         if zoo_spec.architecture.family == "clip":
-            batch = draw_batch(pool, recipe.batch_size, recipe.seed, step,
-                               recipe.negatives_per_scene)
             losses = _clip_losses(model, processor, tokens, batch)
         else:
-            batch = draw_batch(pool, recipe.batch_size, recipe.seed, step)
             losses = _blip_losses(model, processor, tokens, batch, stage, zoo_spec)
         total = sum(v for k, v in losses.items() if k != "itm_accuracy")
         optimizer.zero_grad(set_to_none=True)
