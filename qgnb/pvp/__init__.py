@@ -4,7 +4,9 @@ Query generation (``queries``), answer parsing (``parse``), a whole-number token
 (``tokenizer``), the tiny VLM (``model``), the three tuning regimes (``regimes``), full-grid
 reconstruction (``reconstruct``), referring segmentation and cIoU (``segmentation``), training
 recipes and the training entry point (``recipes``, ``train``: ``python -m qgnb.pvp.train NAME``),
-shipped checkpoints and their cards (``cards``), and the notebook's tables (``report``).
+shipped checkpoints and their cards (``cards``), the linear read-out probe of the patch tokens
+(``probe``), the lookup probe on mosaics (``lookup``: can the language model find a location
+at all?), and the notebook's tables (``report``).
 """
 
 from qgnb.pvp.cards import card, load

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,32 @@ def reference_errors(split: str = "id", n: int = 48, seed: int = 0, grid: int = 
                          "MAE": [float(np.mean([np.abs(a - t).mean()
                                                 for a, t in zip(v, targets, strict=True)]))
                                  for v in answers.values()]})
+
+
+LEVEL_NAMES = {1: "1x1 (one colour: reading only)", 2: "2x2 (quadrants)", 4: "4x4",
+               16: "16x16 (every cell)"}
+
+
+def lookup_table(root: Path = CHECKPOINTS / "lookup") -> pd.DataFrame:
+    """The lookup probe's shipped runs (``qgnb.pvp.lookup``): per image-token source and mosaic
+    level: the training loss over the last 100 steps (``lookup.CHANCE_LOSS`` is chance), the
+    held-out MAE, the MAE of answering the image's mean colour, and their difference (what
+    looking the location up gained).
+
+    >>> lookup_table().columns.tolist()  # doctest: +SKIP
+    ['image tokens', 'mosaic blocks', 'steps', 'final loss', 'MAE', 'mean-colour MAE', 'gain']
+    """
+    paths = sorted(Path(root).glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no lookup-probe results in {root}; run python -m qgnb.pvp.lookup")
+    rows = []
+    for path in paths:
+        r = json.loads(path.read_text())
+        rows.append({"image tokens": r["features"], "level": r["level"],
+                     "mosaic blocks": LEVEL_NAMES.get(r["level"], f"{r['level']}x{r['level']}"),
+                     "steps": r["steps"], "final loss": r["curve"][-1]["loss"],
+                     "MAE": r["mae"], "mean-colour MAE": r["mean_colour_mae"],
+                     "gain": r["mean_colour_mae"] - r["mae"]})
+    table = pd.DataFrame(rows).sort_values(["image tokens", "level", "steps"],
+                                           ascending=[False, True, True])
+    return table.drop(columns="level").reset_index(drop=True)

@@ -1,0 +1,199 @@
+"""Can the language model find a location at all? A lookup probe on mosaic images.
+
+The shipped PVP models never learnt to point a coordinate at its patch (their reconstructions
+are flat). A reconstruction needs two skills: reading a colour out of an image token, and
+finding the token that ``loc: [y,x]`` names. This probe separates them. Its images are
+*mosaics*: ``level x level`` blocks of uniformly random colours, so a block's colour says
+nothing about any other block and the only way to beat answering the image's mean colour is to
+look the location up (``level=1``, one colour per image, needs no lookup at all: it measures
+reading alone). Its image tokens are either the vision tower's (``zoo:shapes-clip``) or
+``oracle`` tokens, a linear map of the exact colours of the cells under each patch, so that
+nothing can be lost in the encoder. Same tiny VLM, tokenizer, prompts and optimiser settings as
+stage 1 (``recipes.RECIPES["pvp-stage1"]``).
+
+``python -m qgnb.pvp.lookup`` trains one run per (features, level, steps) and writes one JSON
+per run to ``qgnb/pvp/checkpoints/lookup/`` (finished runs are skipped: a killed sweep loses
+nothing it had finished); ``report.lookup_table`` reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from qgnb.data.shapes import SHAPES_VOCABULARY
+from qgnb.pvp.batch import pixel_values, query_tensors
+from qgnb.pvp.cards import CHECKPOINTS
+from qgnb.pvp.model import TinyVLM, lm_config, random_vision_tower, vision_tower
+from qgnb.pvp.queries import reconstruct_cells, reconstruct_queries, target_grid
+from qgnb.pvp.recipes import recipe
+from qgnb.pvp.reconstruct import reconstruction_error
+from qgnb.pvp.tokenizer import build_tokenizer
+
+RESULTS = CHECKPOINTS / "lookup"
+FEATURES = ("oracle", "zoo:shapes-clip")
+EVAL_IMAGES = 16
+# Training loss of a model that has learnt the answer format but nothing of the colours: three
+# of the eight scored tokens of "[r,g,b]<eos>" are numbers, uniform over 256 on a mosaic.
+CHANCE_LOSS = 3 * math.log(256) / 8
+
+
+def mosaic(level: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """A ``size x size`` image of ``level x level`` uniform blocks of random colours.
+
+    >>> img = mosaic(2, np.random.default_rng(0), size=4)
+    >>> a = np.asarray(img); bool((a[:2, :2] == a[0, 0]).all()), len(img.getcolors())
+    (True, 4)
+    """
+    if level < 1 or size % level:
+        raise ValueError(f"level must be a positive divisor of the image size {size}, got {level}")
+    blocks = rng.integers(0, 256, (level, level, 3), dtype=np.uint8)
+    return Image.fromarray(blocks).resize((size, size), Image.Resampling.NEAREST)
+
+
+def mean_colour_error(images: list[Image.Image], grid: int) -> float:
+    """MAE (0-255) of answering every cell with its image's mean colour: the score of a model
+    that reads colours but cannot look a location up.
+
+    >>> mean_colour_error([Image.new("RGB", (4, 4), (9, 9, 9))], 2)
+    0.0
+    """
+    errors = []
+    for image in images:
+        cells = target_grid(image, grid).astype(float).reshape(-1, 3)
+        errors.append(np.abs(cells - cells.mean(axis=0)).mean())
+    return float(np.mean(errors))
+
+
+class OracleVLM(TinyVLM):
+    """A ``TinyVLM`` whose image tokens are a linear map of the exact colours of the target
+    cells under each patch (plus the same grid position codes), in place of the vision tower.
+
+    >>> tok = build_tokenizer([]); tower, _ = random_vision_tower()
+    >>> model = OracleVLM(tower, lm_config(tok.vocab_size, tok.eos_id), grid=16)
+    >>> model.cell_colours(torch.zeros(2, 3, 64, 64)).shape
+    torch.Size([2, 64, 12])
+    """
+
+    def __init__(self, vision, config, grid: int = 16, number_ids: list[int] | None = None):
+        super().__init__(vision, config, grid, number_ids)
+        self.patches = vision.config.image_size // vision.config.patch_size
+        if grid % self.patches:
+            raise ValueError(f"grid {grid} is not a multiple of {self.patches} patches per side")
+        k = grid // self.patches
+        self.oracle = nn.Linear(k * k * 3, config.n_embd)
+
+    def cell_colours(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``B x P x (k*k*3)``: each patch's ``k x k`` cells' mean (normalised) colours."""
+        cells = nn.functional.avg_pool2d(pixel_values, pixel_values.shape[-1] // self.grid)
+        b, p, k = cells.shape[0], self.patches, self.grid // self.patches
+        blocks = cells.reshape(b, 3, p, k, p, k).permute(0, 2, 4, 1, 3, 5)
+        return blocks.reshape(b, p * p, 3 * k * k)
+
+    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.oracle(self.cell_colours(pixel_values)) + self.position_scale * \
+            self.position_codes
+
+
+def build(features: str, seed: int = 0):
+    """Model (vision tower frozen), tokenizer and processor for a probe run."""
+    r = recipe("pvp-stage1")
+    tokenizer = build_tokenizer(SHAPES_VOCABULARY)
+    tower, processor = (random_vision_tower(seed) if features == "oracle"
+                        else vision_tower(features))
+    torch.manual_seed(seed)
+    config = lm_config(tokenizer.vocab_size, tokenizer.eos_id, r.lm_hidden, r.lm_layers,
+                       r.lm_heads)
+    cls = OracleVLM if features == "oracle" else TinyVLM
+    model = cls(tower, config, r.grid, tokenizer.number_ids)
+    model.vision.requires_grad_(False)
+    return model, tokenizer, processor
+
+
+def run(features: str, level: int, steps: int, seed: int = 0,
+        progress: bool = True) -> dict[str, Any]:
+    """Train on mosaics of ``level`` for ``steps`` steps; held-out MAE against the mean-colour
+    error on ``EVAL_IMAGES`` fresh mosaics, and the training-loss curve.
+
+    >>> run("oracle", 2, steps=1, progress=False)["level"]
+    2
+    """
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}; expected one of {FEATURES}")
+    r = recipe("pvp-stage1")
+    torch.set_num_threads(1)
+    model, tokenizer, processor = build(features, seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=r.learning_rate, weight_decay=0.0)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(r.warmup_steps, steps), steps)
+    t0, curve, losses = time.time(), [], []
+    for step in tqdm(range(steps), desc=f"lookup {features} level {level}", disable=not progress):
+        rng = np.random.default_rng([seed, step])
+        images = [mosaic(level, rng) for _ in range(r.images_per_step)]
+        queries = [reconstruct_queries(image, r.grid, reconstruct_cells(
+            target_grid(image, r.grid), r.queries_per_image, rng, 0.0)) for image in images]
+        ids, mask, labels = query_tensors(tokenizer, queries)
+        model.train()
+        loss, _ = model(pixel_values(processor, images), ids, mask, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if (step + 1) % 100 == 0 or step + 1 == steps:
+            curve.append({"step": step + 1, "loss": float(np.mean(losses))})
+            losses = []
+    held_out = [mosaic(level, np.random.default_rng([seed, 10**6, k]))
+                for k in range(EVAL_IMAGES)]
+    scores = reconstruction_error(model, tokenizer, processor, held_out)
+    return {"features": features, "level": level, "steps": steps, "seed": seed,
+            "mae": scores["mae"], "unparseable": scores["unparseable"],
+            "mean_colour_mae": mean_colour_error(held_out, r.grid),
+            "train_seconds": round(time.time() - t0, 1), "threads": 1, "curve": curve,
+            "command": f"python -m qgnb.pvp.lookup --features {features} --levels {level} "
+                       f"--steps {steps}"}
+
+
+def result_path(features: str, level: int, steps: int, root: Path = RESULTS) -> Path:
+    """Where the run for ``(features, level, steps)`` is stored.
+
+    >>> result_path("zoo:shapes-clip", 4, 1000).name
+    'zoo-shapes-clip-level4-steps1000.json'
+    """
+    return Path(root) / f"{features.replace(':', '-')}-level{level}-steps{steps}.json"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", nargs="+", default=list(FEATURES), choices=FEATURES)
+    parser.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 16])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--root", type=Path, default=RESULTS)
+    parser.add_argument("--fresh", action="store_true", help="redo runs that already exist")
+    args = parser.parse_args(argv)
+    for features in args.features:
+        for level in args.levels:
+            path = result_path(features, level, args.steps, args.root)
+            if path.is_file() and not args.fresh:
+                print(f"{path} exists; skipped (--fresh redoes it)")
+                continue
+            result = run(features, level, args.steps)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=1) + "\n")
+            print(path, {k: result[k] for k in ("mae", "mean_colour_mae", "train_seconds")})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The lookup probe: mosaics, the mean-colour baseline, oracle image tokens, shipped runs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from qgnb.pvp.lookup import (
+    EVAL_IMAGES,
+    FEATURES,
+    RESULTS,
+    OracleVLM,
+    mean_colour_error,
+    mosaic,
+    result_path,
+)
+from qgnb.pvp.model import lm_config, random_vision_tower
+from qgnb.pvp.report import lookup_table
+from qgnb.pvp.tokenizer import build_tokenizer
+
+
+def test_mosaic_is_uniform_blocks_of_the_level():
+    image = np.asarray(mosaic(4, np.random.default_rng(3)))
+    assert image.shape == (64, 64, 3)
+    blocks = image.reshape(4, 16, 4, 16, 3)
+    # Every 16x16 block is one colour, and the 16 blocks are not all the same colour.
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    assert len({tuple(c) for c in blocks[:, 0, :, 0].reshape(-1, 3)}) == 16
+    with pytest.raises(ValueError, match="divisor"):
+        mosaic(3, np.random.default_rng(0))
+
+
+def test_mean_colour_error_by_hand():
+    # Left half black, right half (100, 200, 0): grid 2 cells are those colours; the mean is
+    # (50, 100, 0), so every cell is off by (50, 100, 0): mean error (50 + 100 + 0) / 3 = 50.
+    a = np.zeros((4, 4, 3), np.uint8)
+    a[:, 2:] = (100, 200, 0)
+    assert mean_colour_error([Image.fromarray(a)], 2) == pytest.approx(50.0)
+
+
+def test_oracle_tokens_are_the_cells_under_each_patch():
+    tok = build_tokenizer([])
+    model = OracleVLM(random_vision_tower()[0], lm_config(tok.vocab_size, tok.eos_id), grid=16)
+    pv = torch.arange(3 * 64 * 64, dtype=torch.float32).reshape(1, 3, 64, 64)
+    colours = model.cell_colours(pv)
+    assert colours.shape == (1, 64, 12)
+    # Patch 1 (row 0, column 1) covers cells (0,2), (0,3), (1,2), (1,3); cell (r, c) is the
+    # mean of pixels [4r:4r+4, 4c:4c+4]; order: channel, then cell row, then cell column.
+    expected = [pv[0, ch, 4 * r:4 * r + 4, 4 * c:4 * c + 4].mean()
+                for ch in range(3) for r in (0, 1) for c in (2, 3)]
+    assert torch.allclose(colours[0, 1], torch.stack(expected))
+    with pytest.raises(ValueError, match="not a multiple"):
+        OracleVLM(random_vision_tower()[0], lm_config(tok.vocab_size, tok.eos_id), grid=12)
+
+
+def test_shipped_runs_match_their_held_out_mosaics():
+    paths = sorted(RESULTS.glob("*.json"))
+    shipped = set()
+    for path in paths:
+        result = json.loads(path.read_text())
+        assert path == result_path(result["features"], result["level"], result["steps"])
+        shipped.add((result["features"], result["level"]))
+        held_out = [mosaic(result["level"], np.random.default_rng([result["seed"], 10**6, k]))
+                    for k in range(EVAL_IMAGES)]
+        assert result["mean_colour_mae"] == pytest.approx(mean_colour_error(held_out, 16))
+        assert 0 <= result["mae"] < 255 and result["unparseable"] < 0.05
+    assert shipped >= {(f, level) for f in FEATURES for level in (1, 2, 4, 16)}
+    table = lookup_table()
+    assert len(table) == len(paths)
+    assert np.allclose(table["gain"], table["mean-colour MAE"] - table["MAE"])
