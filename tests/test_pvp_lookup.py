@@ -12,9 +12,11 @@ from qgnb.pvp.lookup import (
     FEATURES,
     RESULTS,
     OracleVLM,
+    main,
     mean_colour_error,
     mosaic,
     result_path,
+    run,
 )
 from qgnb.pvp.model import lm_config, random_vision_tower
 from qgnb.pvp.report import lookup_table
@@ -70,3 +72,20 @@ def test_shipped_runs_match_their_held_out_mosaics():
     table = lookup_table()
     assert len(table) == len(paths)
     assert np.allclose(table["gain"], table["mean-colour MAE"] - table["MAE"])
+
+
+def test_sweep_writes_one_file_per_run_and_skips_finished_runs(tmp_path, capsys):
+    args = ["--features", "oracle", "--levels", "2", "--steps", "2", "--root", str(tmp_path)]
+    main(args)
+    path = result_path("oracle", 2, 2, tmp_path)
+    first = json.loads(path.read_text())
+    assert (first["features"], first["level"], first["steps"]) == ("oracle", 2, 2)
+    assert [p["step"] for p in first["curve"]] == [2]
+    main(args)  # a restarted sweep keeps what it had finished
+    assert "skipped" in capsys.readouterr().out
+    assert json.loads(path.read_text()) == first
+
+
+def test_unknown_features_are_named():
+    with pytest.raises(ValueError, match="unknown features 'clip'"):
+        run("clip", 2, steps=1)
