@@ -30,7 +30,6 @@ import torch
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
 
 from qgnb.data.shapes import SHAPES_VOCABULARY
 from qgnb.pvp.batch import pixel_values, query_tensors
@@ -40,6 +39,7 @@ from qgnb.pvp.queries import reconstruct_cells, reconstruct_queries, target_grid
 from qgnb.pvp.recipes import recipe
 from qgnb.pvp.reconstruct import reconstruction_error
 from qgnb.pvp.tokenizer import build_tokenizer
+from qgnb.pvp.train import optimise_step, optimiser
 
 RESULTS = CHECKPOINTS / "lookup"
 FEATURES = ("oracle", "zoo:shapes-clip")
@@ -134,24 +134,17 @@ def run(features: str, level: int, steps: int, seed: int = 0,
     r = recipe("pvp-stage1")
     torch.set_num_threads(1)
     model, tokenizer, processor = build(features, seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=r.learning_rate, weight_decay=0.0)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, min(r.warmup_steps, steps), steps)
+    params, optimizer, scheduler = optimiser(model, r.learning_rate,
+                                             min(r.warmup_steps, steps), steps)
     t0, curve, losses = time.time(), [], []
     for step in tqdm(range(steps), desc=f"lookup {features} level {level}", disable=not progress):
         rng = np.random.default_rng([seed, step])
         images = [mosaic(level, rng) for _ in range(r.images_per_step)]
         queries = [reconstruct_queries(image, r.grid, reconstruct_cells(
             target_grid(image, r.grid), r.queries_per_image, rng, 0.0)) for image in images]
-        ids, mask, labels = query_tensors(tokenizer, queries)
-        model.train()
-        loss, _ = model(pixel_values(processor, images), ids, mask, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
+        losses.append(optimise_step(model, params, optimizer, scheduler,
+                                    pixel_values(processor, images),
+                                    *query_tensors(tokenizer, queries)))
         if (step + 1) % 100 == 0 or step + 1 == steps:
             curve.append({"step": step + 1, "loss": float(np.mean(losses))})
             losses = []

@@ -78,6 +78,27 @@ def _batch_queries(r: Recipe, samples, rng: np.random.Generator) -> list[list[tu
     return out
 
 
+def optimiser(model: TinyVLM, learning_rate: float, warmup_steps: int, total: int):
+    """The trainable parameters, AdamW (no weight decay) over them, and a cosine schedule with
+    linear warm-up over ``total`` steps: the settings of every PVP run."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+    return params, optimizer, get_cosine_schedule_with_warmup(optimizer, warmup_steps, total)
+
+
+def optimise_step(model: TinyVLM, params, optimizer, scheduler, pixels: torch.Tensor,
+                  ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> float:
+    """One training step on a batch (gradients clipped to norm 1); returns the loss."""
+    model.train()
+    loss, _ = model(pixels, ids, mask, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
 def evaluate(r: Recipe, model: TinyVLM, tokenizer, processor, split: str, n: int, seed: int,
              progress: bool = False) -> dict[str, float]:
     """Held-out figures: reconstruction errors (PVP), or cIoU, mean IoU and the per-sample
@@ -117,9 +138,7 @@ def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work
     torch.set_num_threads(1)
     model, tokenizer, processor, parent = _initial_model(r, root)
     apply_regime(model, r.regime)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=r.learning_rate, weight_decay=0.0)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, r.warmup_steps, total)
+    params, optimizer, scheduler = optimiser(model, r.learning_rate, r.warmup_steps, total)
     resume = Path(work) / f"{name}.pt"
     start, curve, elapsed = 0, [], 0.0
     if resume.is_file():
@@ -134,15 +153,9 @@ def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work
         rng = np.random.default_rng([r.seed, step])
         samples = [train_set[int(i)] for i in rng.choice(len(train_set), r.images_per_step,
                                                           replace=False)]
-        ids, mask, labels = query_tensors(tokenizer, _batch_queries(r, samples, rng))
-        model.train()
-        loss, _ = model(pixel_values(processor, [s.image for s in samples]), ids, mask, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
+        tensors = query_tensors(tokenizer, _batch_queries(r, samples, rng))
+        losses.append(optimise_step(model, params, optimizer, scheduler,
+                                    pixel_values(processor, [s.image for s in samples]), *tensors))
         if (step + 1) % r.eval_every == 0 or step + 1 == total:
             scores = evaluate(r, model, tokenizer, processor, "id", CURVE_IMAGES, 1)
             point = {"step": step + 1, "loss": float(np.mean(losses)),
