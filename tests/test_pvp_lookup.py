@@ -19,7 +19,7 @@ from qgnb.pvp.lookup import (
     run,
 )
 from qgnb.pvp.model import lm_config, random_vision_tower
-from qgnb.pvp.report import lookup_table
+from qgnb.pvp.report import lookup_curves, lookup_table
 from qgnb.pvp.tokenizer import build_tokenizer
 
 
@@ -72,6 +72,12 @@ def test_shipped_runs_match_their_held_out_mosaics():
     table = lookup_table()
     assert len(table) == len(paths)
     assert np.allclose(table["gain"], table["mean-colour MAE"] - table["MAE"])
+    # The curves hold every logged step of every run, and each run's last point is the
+    # table's final loss.
+    curves = lookup_curves()
+    assert len(curves) == sum(len(json.loads(p.read_text())["curve"]) for p in paths)
+    last = curves.groupby("run").tail(1).sort_values("loss")["loss"].to_numpy()
+    assert np.allclose(last, np.sort(table["final loss"].to_numpy()))
 
 
 def test_sweep_writes_one_file_per_run_and_skips_finished_runs(tmp_path, capsys):

@@ -196,3 +196,23 @@ def lookup_table(root: Path = CHECKPOINTS / "lookup") -> pd.DataFrame:
     table = pd.DataFrame(rows).sort_values(["image tokens", "level", "steps"],
                                            ascending=[False, True, True])
     return table.drop(columns="level").reset_index(drop=True)
+
+
+def lookup_curves(root: Path = CHECKPOINTS / "lookup") -> pd.DataFrame:
+    """The lookup probe's training-loss curves, long format: one row per run and logged step
+    (the loss averaged over the 100 steps before it), with the run's ``image tokens``, ``mosaic
+    blocks`` and a ``run`` label.
+
+    >>> lookup_curves().columns.tolist()  # doctest: +SKIP
+    ['image tokens', 'mosaic blocks', 'run', 'step', 'loss']
+    """
+    rows = []
+    for path in sorted(Path(root).glob("*.json")):
+        r = json.loads(path.read_text())
+        blocks = LEVEL_NAMES.get(r["level"], f"{r['level']}x{r['level']}")
+        label = f"{r['features']}, {r['level']}x{r['level']}, {r['steps']} steps"
+        rows += [{"image tokens": r["features"], "mosaic blocks": blocks, "run": label,
+                  "step": p["step"], "loss": p["loss"]} for p in r["curve"]]
+    if not rows:
+        raise FileNotFoundError(f"no lookup-probe results in {root}; run python -m qgnb.pvp.lookup")
+    return pd.DataFrame(rows)
