@@ -7,11 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
+from qgnb.pvp.batch import pixel_values, prompt_tensor
 from qgnb.pvp.lookup import (
     EVAL_IMAGES,
     FEATURES,
     RESULTS,
+    WIRED,
     OracleVLM,
+    build,
     main,
     mean_colour_error,
     mosaic,
@@ -19,6 +22,7 @@ from qgnb.pvp.lookup import (
     run,
 )
 from qgnb.pvp.model import lm_config, random_vision_tower
+from qgnb.pvp.queries import reconstruct_prompt
 from qgnb.pvp.report import lookup_curves, lookup_table
 from qgnb.pvp.tokenizer import build_tokenizer
 
@@ -95,3 +99,19 @@ def test_sweep_writes_one_file_per_run_and_skips_finished_runs(tmp_path, capsys)
 def test_unknown_features_are_named():
     with pytest.raises(ValueError, match="unknown features 'clip'"):
         run("clip", 2, steps=1)
+
+
+def test_wired_lookup_attends_from_every_location_to_its_patch_at_init():
+    model, tok, processor = build(WIRED)
+    model.lm.config._attn_implementation = "eager"  # returns attention probabilities
+    cells = [(y, x) for y in range(16) for x in range(16)]
+    ids = prompt_tensor(tok, [reconstruct_prompt(y, x) for y, x in cells])
+    assert tok.tokens(reconstruct_prompt(3, 12))[3] == "[3,12]"
+    image = model.image_tokens(pixel_values(processor, [mosaic(4, np.random.default_rng(0))]))
+    sequence = torch.cat([image.expand(len(cells), -1, -1), model.lm.transformer.wte(ids)], 1)
+    with torch.no_grad():
+        attention = model.lm.transformer(inputs_embeds=sequence, output_attentions=True
+                                         ).attentions[0][:, 0, 64 + 3]  # head 0, location token
+    patches = torch.tensor([(y // 2) * 8 + x // 2 for y, x in cells])
+    assert torch.equal(attention.argmax(dim=1), patches)
+    assert float(attention[torch.arange(len(cells)), patches].min()) > 0.9
