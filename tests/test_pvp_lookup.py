@@ -115,3 +115,14 @@ def test_wired_lookup_attends_from_every_location_to_its_patch_at_init():
     patches = torch.tensor([(y // 2) * 8 + x // 2 for y, x in cells])
     assert torch.equal(attention.argmax(dim=1), patches)
     assert float(attention[torch.arange(len(cells)), patches].min()) > 0.9
+
+
+def test_reference_mean_colour_equals_the_probe_baseline():
+    from qgnb.data import shapes
+    from qgnb.pvp.report import reference_errors
+
+    table = reference_errors("id", n=3, seed=4, grid=8).set_index("answer")["MAE"]
+    images = [s.image for s in shapes("id", 3, 4)]
+    # Each image's own MAE, averaged over images: the same quantity, computed two ways.
+    assert table["image mean colour everywhere"] == pytest.approx(mean_colour_error(images, 8))
+    assert table["2x2 blocks (4x coarser)"] > table["4x4 blocks (2x coarser)"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from qgnb.pvp.model import TinyVLM, lm_config, vision_tower
+from qgnb.pvp.model import TinyVLM, build_vlm, vision_tower
 from qgnb.pvp.tokenizer import PVPTokenizer
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -48,7 +48,8 @@ def card(name: str, root: Path = CHECKPOINTS) -> dict[str, Any]:
 def save(model: TinyVLM, tokenizer: PVPTokenizer, info: dict[str, Any], directory: Path) -> None:
     """Write weights, tokenizer and card. ``info["vision_adapted"]`` decides whether the
     vision tower's weights are stored (when False, ``info["vision"]`` rebuilds it);
-    ``info["grid"]`` and ``info["lm"]`` rebuild the rest.
+    ``info["grid"]``, ``info["lookup"]`` (``"wired"`` or ``"learnt"``, the latter when absent)
+    and ``info["lm"]`` rebuild the rest.
 
     >>> import tempfile
     >>> from qgnb.pvp.model import lm_config, random_vision_tower
@@ -80,8 +81,8 @@ def load_directory(directory: Path) -> tuple[TinyVLM, PVPTokenizer, Any]:
     tokenizer = PVPTokenizer.from_str((directory / "tokenizer.json").read_text())
     tower, processor = vision_tower(info["vision"])
     lm = info["lm"]
-    model = TinyVLM(tower, lm_config(tokenizer.vocab_size, tokenizer.eos_id, lm["hidden"],
-                                     lm["layers"], lm["heads"]), info["grid"])
+    model = build_vlm(info.get("lookup", "learnt"), tower, tokenizer, info["grid"],
+                      lm["hidden"], lm["layers"], lm["heads"])
     missing, unexpected = model.load_state_dict(load_file(directory / "model.safetensors"),
                                                 strict=False)
     allowed = {TIED} | ({k for k in model.state_dict() if k.startswith("vision.")}

@@ -8,10 +8,11 @@ nothing about any other block and the only way to beat answering the image's mea
 look the location up (``level=1``, one colour per image, needs no lookup at all: it measures
 reading alone). Its image tokens are either the vision tower's (``zoo:shapes-clip``) or
 ``oracle`` tokens, a linear map of the exact colours of the cells under each patch, so that
-nothing can be lost in the encoder. Same tiny VLM, tokenizer, prompts and optimiser settings as
-stage 1 (``recipes.RECIPES["pvp-stage1"]``). A third kind, ``oracle+wired-lookup``
-(``WiredLookupVLM``), starts the language model with the lookup already built in, to test
-whether the rest (carrying the looked-up colour to the answer and spelling it) is learnt.
+nothing can be lost in the encoder. The tiny VLM of the learnt-lookup design (``TinyVLM``) with
+stage 1's tokenizer, prompts and optimiser settings, at a 16x16 grid. A third kind,
+``oracle+wired-lookup`` (``WiredLookupVLM``), starts the language model with the lookup to the
+patch built in, to test whether the rest (carrying the looked-up colour to the answer and
+spelling it) is learnt. What it found shaped the shipped design (``model.WiredVLM``).
 
 ``python -m qgnb.pvp.lookup`` trains one run per (features, level, steps) and writes one JSON
 per run to ``qgnb/pvp/checkpoints/lookup/`` (finished runs are skipped: a killed sweep loses
@@ -24,6 +25,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,17 @@ from tqdm.auto import tqdm
 from qgnb.data.shapes import SHAPES_VOCABULARY
 from qgnb.pvp.batch import pixel_values, query_tensors
 from qgnb.pvp.cards import CHECKPOINTS
-from qgnb.pvp.model import TinyVLM, lm_config, random_vision_tower, vision_tower
+from qgnb.pvp.model import (
+    CODE_WIDTH,
+    CONTENT,
+    TinyVLM,
+    lm_config,
+    location_ids,
+    one_hot_codes,
+    random_vision_tower,
+    vision_tower,
+    wire_lookup_head,
+)
 from qgnb.pvp.queries import reconstruct_cells, reconstruct_queries, target_grid
 from qgnb.pvp.recipes import recipe
 from qgnb.pvp.reconstruct import reconstruction_error
@@ -50,6 +62,9 @@ EVAL_IMAGES = 16
 # Training loss of a model that has learnt the answer format but nothing of the colours: three
 # of the eight scored tokens of "[r,g,b]<eos>" are numbers, uniform over 256 on a mosaic.
 CHANCE_LOSS = 3 * math.log(256) / 8
+# Stage 1's optimiser and batch settings, at the 16x16 grid the probe's shipped runs used
+# (asking about cells smaller than a patch is what the probe is about).
+SETTINGS = replace(recipe("pvp-stage1"), grid=16, lookup="learnt")
 
 
 def mosaic(level: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
@@ -113,14 +128,12 @@ class WiredLookupVLM(OracleVLM):
     """Oracle tokens, one token per location, and a first-layer head wired to look it up.
 
     Why: the probe shows that a from-scratch language model does not learn which patch
-    ``[y,x]`` names. Here that step is built in at initialisation, so the probe can ask whether
-    everything else is learnt. Dimensions of the residual stream: ``[0, 2p)`` hold the patch's
-    row and column as one-hot codes (image tokens only), ``[32, 32 + 2p)`` the same codes of a
-    location token's patch (location tokens only), ``[64, 128)`` the patch content. Head 0 of
-    the first layer reads its query from the location codes and its key from the patch codes,
-    so a location token attends to its patch and to nothing else (no self-match: its own key is
-    zero). All weights are trained from there. Needs a width of 128 and ``p <= 16`` patches a
-    side; the tokenizer must come from ``location_tokenizer``.
+    ``[y,x]`` names. Here that step is built in at initialisation (``model.wire_lookup_head``:
+    image tokens carry one-hot codes of their patch, a location token the code of the patch
+    its cell lies in), so the probe can ask whether everything else is learnt. One image token
+    per patch: picking the asked cell out of a patch of ``k x k`` cells is left to learning
+    (``model.WiredVLM``, the shipped design, has one token per cell instead). Needs width 128
+    and the tokenizer from ``location_tokenizer``.
 
     >>> tok = location_tokenizer(16); tower, _ = random_vision_tower()
     >>> model = WiredLookupVLM(tower, lm_config(tok.vocab_size, tok.eos_id), 16, tok.number_ids)
@@ -128,70 +141,42 @@ class WiredLookupVLM(OracleVLM):
     torch.Size([1, 64, 128])
     """
 
-    CODE, LOCATION, CONTENT = 0, 32, 64  # first dimension of each block of the residual
-    SHARPNESS = 3.0  # scales the wired query: attention on the right patch is about 1 at init
-
     def __init__(self, vision, config, grid: int = 16, number_ids: list[int] | None = None):
         super().__init__(vision, config, grid, number_ids)
-        if config.n_embd != 128 or self.patches > 16:
-            raise ValueError("the wired lookup needs width 128 and at most 16 patches a side")
+        if config.n_embd != 2 * CONTENT:
+            raise ValueError(f"the wired lookup needs width {2 * CONTENT}, got {config.n_embd}")
         k = grid // self.patches
-        self.oracle = nn.Linear(k * k * 3, config.n_embd - self.CONTENT)
+        self.oracle = nn.Linear(k * k * 3, config.n_embd - CONTENT)
         rows, cols = np.divmod(np.arange(self.patches**2), self.patches)
-        self.register_buffer("patch_codes", self.one_hot(rows, cols) * 4.0, persistent=False)
-
-    def one_hot(self, rows, cols) -> torch.Tensor:
-        """``len(rows) x 32``: one-hot patch row in ``[0, p)``, column in ``[p, 2p)``."""
-        codes = torch.zeros(len(rows), 32)
-        codes[np.arange(len(rows)), rows] = 1.0
-        codes[np.arange(len(rows)), self.patches + np.asarray(cols)] = 1.0
-        return codes
+        self.register_buffer("patch_codes", 4.0 * one_hot_codes(rows, cols, self.patches),
+                             persistent=False)
 
     def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         content = self.oracle(self.cell_colours(pixel_values))
         b, n = content.shape[:2]
         codes = self.patch_codes.expand(b, -1, -1)
-        return torch.cat([codes, torch.zeros(b, n, self.CONTENT - 32), content], dim=-1)
+        return torch.cat([codes, torch.zeros(b, n, CONTENT - CODE_WIDTH), content], dim=-1)
 
-    @torch.no_grad()
     def wire(self, tokenizer) -> None:
-        """Set the location tokens' embeddings and head 0 of the first layer (see the class)."""
+        """Wire head 0 of the first layer: each location token attends to its cell's patch."""
         k = self.grid // self.patches
-        cells = np.argwhere(np.ones((self.grid, self.grid)))
-        ids = [tokenizer.tokenizer.token_to_id(f"[{y},{x}]") for y, x in cells]
-        if None in ids:
-            raise ValueError("the tokenizer has no location tokens; use location_tokenizer")
-        wte = self.lm.transformer.wte.weight
-        wte[ids] = 0.0
-        wte[ids, self.LOCATION:self.LOCATION + 32] = 0.1 * self.one_hot(cells[:, 0] // k,
-                                                                      cells[:, 1] // k)
-        self.lm.transformer.wpe.weight[:, :self.CONTENT] = 0.0
-        attn = self.lm.transformer.h[0].attn
-        head = attn.head_dim
-        width = self.lm.config.n_embd
-        q, k_cols = slice(0, head), slice(width, width + head)  # head 0's query and key
-        attn.c_attn.weight[:, q] = 0.0
-        attn.c_attn.weight[:, k_cols] = 0.0
-        attn.c_attn.bias[q] = 0.0
-        attn.c_attn.bias[k_cols] = 0.0
-        attn.c_attn.weight[self.LOCATION:self.LOCATION + head, q] = self.SHARPNESS * torch.eye(head)
-        attn.c_attn.weight[self.CODE:self.CODE + head, k_cols] = torch.eye(head)
+        rows, cols = np.divmod(np.arange(self.grid**2), self.grid)
+        wire_lookup_head(self.lm, location_ids(tokenizer, self.grid),
+                         one_hot_codes(rows // k, cols // k, self.patches))
 
 
 def location_tokenizer(grid: int):
-    """The PVP tokenizer plus one token per location ``[y,x]`` of a ``grid x grid`` grid (the
-    prompts' text is unchanged; ``[y,x]`` is read as one token, Kosmos-2 style).
+    """The PVP tokenizer with one token per location ``[y,x]`` of a ``grid x grid`` grid.
 
     >>> location_tokenizer(16).tokens("[reconstruct] loc: [3,12] rgb:")[3]
     '[3,12]'
     """
-    tokenizer = build_tokenizer(SHAPES_VOCABULARY)
-    tokenizer.tokenizer.add_tokens([f"[{y},{x}]" for y in range(grid) for x in range(grid)])
-    return tokenizer
+    return build_tokenizer(SHAPES_VOCABULARY, locations=grid)
+
 
 def build(features: str, seed: int = 0):
     """Model (vision tower frozen), tokenizer and processor for a probe run."""
-    r = recipe("pvp-stage1")
+    r = SETTINGS
     wired = features == WIRED
     tokenizer = location_tokenizer(r.grid) if wired else build_tokenizer(SHAPES_VOCABULARY)
     tower, processor = (random_vision_tower(seed) if features.startswith("oracle")
@@ -217,7 +202,7 @@ def run(features: str, level: int, steps: int, seed: int = 0,
     """
     if features not in FEATURES:
         raise ValueError(f"unknown features {features!r}; expected one of {FEATURES}")
-    r = recipe("pvp-stage1")
+    r = SETTINGS
     torch.set_num_threads(1)
     model, tokenizer, processor = build(features, seed)
     params, optimizer, scheduler = optimiser(model, r.learning_rate,

@@ -1,14 +1,24 @@
 """The tiny VLM: a CLIP vision tower, an MLP connector and a small GPT-2 built from a config.
 
-The image's patch tokens (CLIP's last hidden state without the class token), mapped by the
-connector into the language model's embedding space, form a prefix; prompts and answers follow
-as text tokens. Many queries share one image: the prefix runs through the language model once
-per image and its key/value cache is repeated for every query of that image, so a batch of
-``B`` images with ``Q`` queries each costs ``B`` prefix passes, not ``B * Q``.
+The image tokens, mapped by the connector into the language model's embedding space, form a
+prefix; prompts and answers follow as text tokens. Two designs:
+
+- ``WiredVLM`` (the shipped checkpoints): the connector unfolds each patch token into one token
+  per target cell, tagged with one-hot row and column codes; a location ``[y,x]`` is one token,
+  and the first layer starts with a head wired to attend from it to its cell
+  (``wire_lookup_head``).
+- ``TinyVLM``: one token per patch plus sinusoidal position codes, the lookup left to training.
+  The lookup probe (``qgnb.pvp.lookup``) shows that a language model trained from scratch in
+  CPU minutes never learns it; kept for that probe.
+
+Training runs each image's tokens and all its queries as one packed sequence (``packed_mask``);
+decoding runs the image once and repeats its key/value cache for every query. Either way a
+batch of ``B`` images with ``Q`` queries each costs ``B`` image passes, not ``B * Q``.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import (
@@ -130,6 +140,27 @@ def vision_tower(source: str) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
     raise ValueError(f"unknown vision source {source!r}; expected 'random:SEED' or 'zoo:NAME'")
 
 
+def packed_mask(prefix: int, text_mask: torch.Tensor) -> torch.Tensor:
+    """``B x 1 x L x L`` boolean attention mask (True: may attend) for a sequence of ``prefix``
+    image tokens followed by ``Q`` queries of ``T`` tokens (``text_mask``: ``B x Q x T``, False at
+    padding): the image is causal, and a query sees the whole image and its own earlier
+    non-padding tokens, never another query.
+
+    >>> packed_mask(1, torch.tensor([[[True, True], [True, False]]]))[0, 0].int().tolist()
+    [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 0, 0, 1, 0], [1, 0, 0, 1, 0]]
+    """
+    b, q, t = text_mask.shape
+    n = prefix + q * t
+    block = torch.cat([torch.full((prefix,), -1), torch.arange(q).repeat_interleave(t)])
+    step = torch.cat([torch.arange(prefix), torch.arange(t).repeat(q)])
+    same = (block[:, None] == block[None, :]) & (step[None, :] <= step[:, None])
+    sees = same | (block[None, :] == -1)  # everyone sees the image (causally within it)
+    sees[:prefix] = torch.tril(torch.ones(prefix, n, dtype=torch.bool))[:, :n]
+    keys = torch.cat([torch.ones(b, prefix, dtype=torch.bool), text_mask.reshape(b, -1)], 1)
+    mask = sees[None] & keys[:, None, :]
+    return mask[:, None]
+
+
 class TinyVLM(nn.Module):
     """Vision tower -> MLP connector (+ patch position codes in units of the ``grid`` the
     model is asked about) -> causal language model, answering in text. ``number_ids`` (the
@@ -141,24 +172,28 @@ class TinyVLM(nn.Module):
     torch.Size([1, 64, 128])
     """
 
+    CONNECTOR_PARTS = ("connector", "position_scale")  # what the "connector" regimes train
+
     def __init__(self, vision: CLIPVisionModel, config: GPT2Config, grid: int = 16,
                  number_ids: list[int] | None = None):
         super().__init__()
         self.vision = vision
         self.grid = grid
-        width = config.n_embd
-        self.connector = nn.Sequential(
-            nn.Linear(vision.config.hidden_size, width), nn.GELU(), nn.Linear(width, width)
-        )
-        patches = vision.config.image_size // vision.config.patch_size
-        self.register_buffer("position_codes", grid_position_codes(patches, grid, width),
-                             persistent=False)
-        self.position_scale = nn.Parameter(torch.ones(()))  # part of the connector's output
+        self.patches = vision.config.image_size // vision.config.patch_size  # per side
+        self._build_connector(vision.config.hidden_size, config.n_embd)
         self.lm = GPT2LMHeadModel(config)
         if number_ids is not None:
             with torch.no_grad():
                 self.lm.transformer.wte.weight[number_ids] = ordinal_embeddings(
-                    len(number_ids), width, config.initializer_range)
+                    len(number_ids), config.n_embd, config.initializer_range)
+
+    def _build_connector(self, vision_width: int, width: int) -> None:
+        self.connector = nn.Sequential(
+            nn.Linear(vision_width, width), nn.GELU(), nn.Linear(width, width)
+        )
+        self.register_buffer("position_codes", grid_position_codes(self.patches, self.grid,
+                                                                   width), persistent=False)
+        self.position_scale = nn.Parameter(torch.ones(()))  # part of the connector's output
 
     def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``B x P x width``: the patch tokens (class token dropped) through the connector, plus
@@ -179,15 +214,25 @@ class TinyVLM(nn.Module):
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Logits ``B x Q x T x vocab`` for ``Q`` text queries per image (``B x Q x T`` ids,
         right-padded) and, with ``labels`` (``IGNORE`` where not scored), the mean
-        cross-entropy of the scored tokens."""
+        cross-entropy of the scored tokens.
+
+        Packed: each image's tokens and all its queries form one sequence, and a block mask
+        lets a query see the image and its own earlier tokens only (positions restart after
+        the image for every query). That equals running every query behind its own copy of the
+        image, without copying the image's keys and values ``Q`` times (with one token per
+        cell the prefix is long, and those copies cost more than the attention itself).
+        """
         b, q, t = input_ids.shape
-        cache, p = self.prefix_cache(pixel_values, q)
-        mask = torch.cat([torch.ones(b * q, p, dtype=attention_mask.dtype),
-                          attention_mask.reshape(b * q, t)], dim=1)
-        positions = torch.arange(p, p + t).expand(b * q, t)
-        logits = self.lm(input_ids=input_ids.reshape(b * q, t), attention_mask=mask,
-                         past_key_values=cache, position_ids=positions).logits
-        logits = logits.reshape(b, q, t, -1)
+        image = self.image_tokens(pixel_values)
+        p = image.shape[1]
+        text = self.lm.transformer.wte(input_ids.reshape(b, q * t))
+        positions = torch.cat([torch.arange(p), torch.arange(p, p + t).repeat(q)])
+        hidden = self.lm.transformer(
+            inputs_embeds=torch.cat([image, text], dim=1),
+            attention_mask=packed_mask(p, attention_mask.bool()),
+            position_ids=positions.expand(b, -1),
+        ).last_hidden_state
+        logits = self.lm.lm_head(hidden[:, p:]).reshape(b, q, t, -1)
         if labels is None:
             return None, logits
         # Token k is predicted from position k - 1 (the first text token from the image).
@@ -227,3 +272,144 @@ class TinyVLM(nn.Module):
             ids = nxt[:, None]
             positions = positions[:, -1:] + 1
         return answers.reshape(b, q, max_new_tokens)
+
+
+# Residual-stream layout of the wired lookup (``wire_lookup_head``): one-hot codes of where an
+# image token sits, one-hot codes of where a location token points, then content.
+CODE, LOCATION, CONTENT = 0, 32, 64
+CODE_WIDTH = 32
+
+
+def one_hot_codes(rows, cols, side: int) -> torch.Tensor:
+    """``len(rows) x 32`` codes: one-hot row in ``[0, side)``, one-hot column in
+    ``[side, 2 side)`` (so ``side`` is at most 16).
+
+    >>> one_hot_codes([1], [0], 2).tolist()[0][:4]
+    [0.0, 1.0, 1.0, 0.0]
+    """
+    if 2 * side > CODE_WIDTH:
+        raise ValueError(f"one-hot codes fit at most {CODE_WIDTH // 2} rows, got {side}")
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    codes = torch.zeros(len(rows), CODE_WIDTH)
+    codes[np.arange(len(rows)), rows] = 1.0
+    codes[np.arange(len(rows)), side + cols] = 1.0
+    return codes
+
+
+@torch.no_grad()
+def wire_lookup_head(lm: GPT2LMHeadModel, location_ids: list[int], location_codes: torch.Tensor,
+                     sharpness: float = 3.0) -> None:
+    """Build "find the image token that ``[y,x]`` names" into head 0 of ``lm``'s first layer.
+
+    Why: a language model trained from scratch in CPU minutes does not learn this lookup on its
+    own (``qgnb.pvp.lookup`` measures that: even with exact colours as image tokens, 4x4 mosaics
+    stay at chance). Image tokens must carry their own one-hot codes in dimensions
+    ``[CODE, CODE + 32)`` and content from ``CONTENT`` on. Here each location token's embedding
+    becomes its code (``location_codes``, scaled) in ``[LOCATION, LOCATION + 32)`` and zero
+    elsewhere; position embeddings are cleared below ``CONTENT``; head 0 reads its query from
+    the location block and its key from the code block, so a location token attends to the
+    image token with the same code (not to itself: its key is zero). ``sharpness`` scales the
+    query so that this attention is close to 1 at initialisation. Everything stays trainable.
+    """
+    if lm.config.n_embd // lm.config.n_head != CODE_WIDTH:
+        raise ValueError(f"the wired lookup needs a head width of {CODE_WIDTH}, got "
+                         f"{lm.config.n_embd // lm.config.n_head}")
+    wte = lm.transformer.wte.weight
+    wte[location_ids] = 0.0
+    wte[location_ids, LOCATION:LOCATION + CODE_WIDTH] = 0.1 * location_codes
+    lm.transformer.wpe.weight[:, :CONTENT] = 0.0
+    attn = lm.transformer.h[0].attn
+    width = lm.config.n_embd
+    query, key = slice(0, CODE_WIDTH), slice(width, width + CODE_WIDTH)  # head 0's columns
+    for block in (query, key):
+        attn.c_attn.weight[:, block] = 0.0
+        attn.c_attn.bias[block] = 0.0
+    attn.c_attn.weight[LOCATION:LOCATION + CODE_WIDTH, query] = sharpness * torch.eye(CODE_WIDTH)
+    attn.c_attn.weight[CODE:CODE + CODE_WIDTH, key] = torch.eye(CODE_WIDTH)
+
+
+def location_ids(tokenizer, grid: int) -> list[int]:
+    """Token ids of ``[y,x]`` for every cell of a ``grid x grid`` grid, row-major; a tokenizer
+    without location tokens (``build_tokenizer(..., locations=grid)``) is an error."""
+    ids = [tokenizer.tokenizer.token_to_id(f"[{y},{x}]") for y in range(grid)
+           for x in range(grid)]
+    if None in ids:
+        raise ValueError(f"the tokenizer has no location tokens for a {grid}x{grid} grid; "
+                         f"build it with build_tokenizer(words, locations={grid})")
+    return ids
+
+
+class WiredVLM(TinyVLM):
+    """The shipped PVP model: one image token per target cell and a wired lookup.
+
+    The connector unfolds each patch token into the ``k x k`` target cells it covers
+    (``k = grid / patches``), so the grid has one image token per cell: a one-hot code of its
+    row and column (dimensions ``[0, 32)``), zeros, and 64 dimensions of content from the
+    connector. A location ``[y,x]`` is one token (``build_tokenizer(..., locations=grid)``), and
+    ``wire`` builds the step "attend to cell (y, x)" into the first layer
+    (``wire_lookup_head``), so training spends its minutes on reading and spelling colours, and
+    on what the encoder keeps, which is what the PVP study compares. Needs width 128 with 4
+    heads and ``grid`` a multiple of the patches per side, at most 16.
+
+    >>> from qgnb.pvp.tokenizer import build_tokenizer
+    >>> tok = build_tokenizer([], locations=16); tower, _ = random_vision_tower()
+    >>> model = WiredVLM(tower, lm_config(tok.vocab_size, tok.eos_id, max_positions=320), 16)
+    >>> model.wire(tok); model.image_tokens(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 256, 128])
+    """
+
+    CONNECTOR_PARTS = ("connector",)
+
+    def _build_connector(self, vision_width: int, width: int) -> None:
+        if width != 2 * CONTENT or self.grid % self.patches or self.grid > CODE_WIDTH // 2:
+            raise ValueError(f"the wired VLM needs width {2 * CONTENT} (got {width}) and a grid "
+                             f"that is a multiple of {self.patches} patches and at most "
+                             f"{CODE_WIDTH // 2} (got {self.grid})")
+        k = self.grid // self.patches
+        self.connector = nn.Sequential(nn.Linear(vision_width, width), nn.GELU(),
+                                       nn.Linear(width, k * k * (width - CONTENT)))
+        rows, cols = np.divmod(np.arange(self.grid**2), self.grid)
+        self.register_buffer("cell_codes", 4.0 * one_hot_codes(rows, cols, self.grid),
+                             persistent=False)
+
+    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``B x grid**2 x 128``: one token per target cell, row-major (see the class)."""
+        patches = self.vision(pixel_values=pixel_values).last_hidden_state[:, 1:]
+        b, p, k = patches.shape[0], self.patches, self.grid // self.patches
+        content = self.connector(patches).reshape(b, p, p, k, k, -1)  # patch row, col, cell
+        content = content.permute(0, 1, 3, 2, 4, 5).reshape(b, self.grid**2, -1)
+        zeros = content.new_zeros(b, self.grid**2, CONTENT - CODE_WIDTH)
+        return torch.cat([self.cell_codes.expand(b, -1, -1), zeros, content], dim=-1)
+
+    def wire(self, tokenizer) -> None:
+        """Wire the first layer's head 0 to look locations up (``wire_lookup_head``)."""
+        rows, cols = np.divmod(np.arange(self.grid**2), self.grid)
+        wire_lookup_head(self.lm, location_ids(tokenizer, self.grid),
+                         one_hot_codes(rows, cols, self.grid))
+
+
+TEXT_POSITIONS = 64  # room for a prompt and its answer after the image tokens
+
+
+def build_vlm(lookup: str, vision: CLIPVisionModel, tokenizer, grid: int, hidden: int = 128,
+              layers: int = 2, heads: int = 4) -> TinyVLM:
+    """A fresh VLM of either design around ``vision``: ``"wired"`` (``WiredVLM``, wired at
+    once; the tokenizer needs location tokens) or ``"learnt"`` (``TinyVLM``). Number tokens start
+    from ordinal embeddings in both.
+
+    >>> from qgnb.pvp.tokenizer import build_tokenizer
+    >>> tok = build_tokenizer([], locations=16)
+    >>> type(build_vlm("wired", random_vision_tower()[0], tok, 16)).__name__
+    'WiredVLM'
+    """
+    if lookup not in ("wired", "learnt"):
+        raise ValueError(f"unknown lookup {lookup!r}; expected 'wired' or 'learnt'")
+    cls = WiredVLM if lookup == "wired" else TinyVLM
+    prefix = grid**2 if lookup == "wired" else (vision.config.image_size //
+                                                 vision.config.patch_size) ** 2
+    config = lm_config(tokenizer.vocab_size, tokenizer.eos_id, hidden, layers, heads,
+                       max_positions=prefix + TEXT_POSITIONS)
+    model = cls(vision, config, grid, tokenizer.number_ids)
+    if lookup == "wired":
+        model.wire(tokenizer)
+    return model

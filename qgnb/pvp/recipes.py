@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from qgnb.pvp.regimes import REGIMES
 
 TASKS = ("pvp", "segmentation")
+LOOKUPS = ("wired", "learnt")  # model.WiredVLM or model.TinyVLM
 VISION = "zoo:shapes-clip"
 
 
@@ -28,7 +29,11 @@ class Recipe:
     steps: int
     init: str | None = None  # start from this PVP checkpoint; None: fresh connector and LM
     vision: str = VISION  # vision tower source when init is None (see model.vision_tower)
-    grid: int = 16
+    grid: int = 8
+    # "wired": one image token per cell and a wired first-layer lookup (model.WiredVLM);
+    # "learnt": one token per patch plus position codes, the lookup left to training (TinyVLM,
+    # which never learnt it: see qgnb.pvp.lookup).
+    lookup: str = "wired"
     images_per_step: int = 8
     queries_per_image: int = 32
     # Share of PVP training queries drawn where the detail is (queries.reconstruct_cells).
@@ -50,6 +55,8 @@ class Recipe:
             raise ValueError(f"recipe task {self.task!r} is not one of {TASKS}")
         if self.regime not in REGIMES:
             raise ValueError(f"recipe regime {self.regime!r} is not one of {list(REGIMES)}")
+        if self.lookup not in LOOKUPS:
+            raise ValueError(f"recipe lookup {self.lookup!r} is not one of {LOOKUPS}")
 
 
 PVP_REGIMES = {
@@ -58,12 +65,12 @@ PVP_REGIMES = {
     "connector+lm+vision": "pvp-connector-lm-vision",
 }
 RECIPES: dict[str, Recipe] = {
-    "pvp-stage1": Recipe("pvp", "connector+lm", steps=3000),
-    **{name: Recipe("pvp", regime, steps=500, init="pvp-stage1", seed=1)
+    "pvp-stage1": Recipe("pvp", "connector+lm", steps=2500),
+    **{name: Recipe("pvp", regime, steps=1500, init="pvp-stage1", seed=1)
        for regime, name in PVP_REGIMES.items()},
-    "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=300,
+    "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=600,
                                  init="pvp-connector-lm", seed=2),
-    "seg-pvp-encoder": Recipe("segmentation", "connector+lm", steps=300,
+    "seg-pvp-encoder": Recipe("segmentation", "connector+lm", steps=600,
                               init="pvp-connector-lm-vision", seed=2),
 }
 

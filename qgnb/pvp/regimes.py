@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-# Regime name -> the TinyVLM parts it trains; everything else is frozen. The connector is the
-# MLP and the scale of the patch position codes added to its output.
-CONNECTOR = ("connector", "position_scale")
+# Regime name -> the parts of the VLM it trains; everything else is frozen. "connector" means
+# the model's ``CONNECTOR_PARTS`` (TinyVLM: the MLP and the scale of its patch position codes;
+# WiredVLM: the MLP).
 REGIMES: dict[str, tuple[str, ...]] = {
-    "connector": CONNECTOR,
-    "connector+lm": (*CONNECTOR, "lm"),
-    "connector+lm+vision": (*CONNECTOR, "lm", "vision"),
+    "connector": ("connector",),
+    "connector+lm": ("connector", "lm"),
+    "connector+lm+vision": ("connector", "lm", "vision"),
 }
 
 
@@ -25,8 +25,9 @@ def apply_regime(model: nn.Module, regime: str) -> nn.Module:
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; expected one of {list(REGIMES)}")
     model.requires_grad_(False)
-    for name in REGIMES[regime]:
-        getattr(model, name).requires_grad_(True)  # a module or a single Parameter
+    for part in REGIMES[regime]:
+        for name in model.CONNECTOR_PARTS if part == "connector" else (part,):
+            getattr(model, name).requires_grad_(True)  # a module or a single Parameter
     return model
 
 

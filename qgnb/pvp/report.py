@@ -142,15 +142,17 @@ def probe_table(train_images: int = 400, test_images: int = 100, root: Path = CH
     return pd.DataFrame({"features": list(errors), "probe MAE": list(errors.values())})
 
 
-def reference_errors(split: str = "id", n: int = 48, seed: int = 0, grid: int = 16
-                     ) -> pd.DataFrame:
+def reference_errors(split: str = "id", n: int = 48, seed: int = 0, grid: int | None = None,
+                     root: Path = CHECKPOINTS) -> pd.DataFrame:
     """Errors (0-255, mean over channels) of answers that need no localisation or only coarse
     localisation, on the scenes the cards are scored on: every cell answered with the image's
-    median colour, and the grid blurred to 8x8 and 4x4 blocks (box filter, then repeated).
+    mean or median colour, and the grid blurred to blocks 2x and 4x coarser (box filter, then
+    repeated). ``grid`` defaults to the shipped models' grid (stage 1's card).
 
-    >>> reference_errors(n=2).shape
-    (3, 2)
+    >>> reference_errors(n=2, grid=16).shape
+    (4, 2)
     """
+    grid = grid or card("pvp-stage1", root)["grid"]
     targets = [target_grid(s.image, grid).astype(float) for s in shapes(split, n, seed)]
 
     def blurred(t: np.ndarray, cells: int) -> np.ndarray:
@@ -158,6 +160,8 @@ def reference_errors(split: str = "id", n: int = 48, seed: int = 0, grid: int = 
         return np.asarray(coarse.resize((grid, grid), Image.Resampling.NEAREST), float)
 
     answers = {
+        "image mean colour everywhere": [np.broadcast_to(t.reshape(-1, 3).mean(0), t.shape)
+                                         for t in targets],
         "image median colour everywhere": [np.broadcast_to(np.median(t.reshape(-1, 3), 0),
                                                            t.shape) for t in targets],
         f"{grid // 4}x{grid // 4} blocks (4x coarser)": [blurred(t, grid // 4) for t in targets],

@@ -69,12 +69,17 @@ class PVPTokenizer:
         return cls(Tokenizer.from_str(text))
 
 
-def build_tokenizer(words: Iterable[str]) -> PVPTokenizer:
-    """A tokenizer whose vocabulary is the fixed PVP symbols, numbers 0-255 and ``words``.
+def build_tokenizer(words: Iterable[str], locations: int = 0) -> PVPTokenizer:
+    """A tokenizer whose vocabulary is the fixed PVP symbols, numbers 0-255 and ``words``;
+    with ``locations``, also one token per location ``[y,x]`` of a ``locations x locations``
+    grid (Kosmos-2 style location tokens; the prompts' text is unchanged, and an answer
+    ``[r,g,b]`` never matches one). The wired VLM (``model.WiredVLM``) needs them.
 
     >>> tok = build_tokenizer(["blue"])
     >>> tok.decode(tok.encode("[7,0,255]") + [tok.eos_id, 5])
     '[ 7 , 0 , 255 ]'
+    >>> build_tokenizer([], locations=16).tokens("[reconstruct] loc: [3,12] rgb: [3,12,0]")
+    ['[reconstruct]', 'loc', ':', '[3,12]', 'rgb', ':', '[', '3', ',', '12', ',', '0', ']']
     """
     splitter = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
@@ -90,4 +95,5 @@ def build_tokenizer(words: Iterable[str]) -> PVPTokenizer:
     tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     # Task tags are added tokens so that the pre-tokenizer does not split their brackets.
     tokenizer.add_tokens([RECONSTRUCT_TASK, SEGMENTATION_TASK])
+    tokenizer.add_tokens([f"[{y},{x}]" for y in range(locations) for x in range(locations)])
     return PVPTokenizer(tokenizer)

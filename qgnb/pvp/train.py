@@ -24,7 +24,7 @@ from transformers import get_cosine_schedule_with_warmup
 from qgnb.data.shapes import SHAPES_VOCABULARY, shapes
 from qgnb.pvp.batch import pixel_values, query_tensors
 from qgnb.pvp.cards import CHECKPOINTS, checkpoint_dir, load_directory, save
-from qgnb.pvp.model import TinyVLM, lm_config, vision_tower
+from qgnb.pvp.model import TinyVLM, build_vlm, vision_tower
 from qgnb.pvp.queries import (
     mask_grid,
     reconstruct_cells,
@@ -50,13 +50,12 @@ def _initial_model(r: Recipe, root: Path):
         model, tokenizer, processor = load_directory(checkpoint_dir(r.init, root))
         parent = _load_card(root, r.init)
         return model, tokenizer, processor, parent
-    tokenizer = build_tokenizer(SHAPES_VOCABULARY)
+    tokenizer = build_tokenizer(SHAPES_VOCABULARY, r.grid if r.lookup == "wired" else 0)
     tower, processor = vision_tower(r.vision)
     torch.manual_seed(r.seed)
-    config = lm_config(tokenizer.vocab_size, tokenizer.eos_id, r.lm_hidden, r.lm_layers,
-                       r.lm_heads)
+    model = build_vlm(r.lookup, tower, tokenizer, r.grid, r.lm_hidden, r.lm_layers, r.lm_heads)
     parent = {"vision": r.vision, "vision_adapted": False, "stages": []}
-    return TinyVLM(tower, config, r.grid, tokenizer.number_ids), tokenizer, processor, parent
+    return model, tokenizer, processor, parent
 
 
 def _load_card(root: Path, name: str) -> dict[str, Any]:
@@ -175,6 +174,7 @@ def train(name: str, root: Path = CHECKPOINTS, work: Path = Path("build/pvp-work
         "stages": [*parent["stages"], {"name": name, "task": r.task, "regime": r.regime,
                                        "steps": total}],
         "grid": r.grid if r.init is None else parent["grid"],
+        "lookup": r.lookup if r.init is None else parent["lookup"],
         "lm": {"hidden": r.lm_hidden if r.init is None else parent["lm"]["hidden"],
                "layers": r.lm_layers if r.init is None else parent["lm"]["layers"],
                "heads": r.lm_heads if r.init is None else parent["lm"]["heads"]},
