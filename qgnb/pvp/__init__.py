@@ -1,16 +1,17 @@
 """qgnb.pvp: pixel value prediction (Gou et al., 2024) at laptop scale.
 
 Query generation (``queries``), answer parsing (``parse``), a whole-number tokenizer
-(``tokenizer``), the tiny VLM (``model``), the three tuning regimes (``regimes``), full-grid
-reconstruction (``reconstruct``), referring segmentation and cIoU (``segmentation``), training
-recipes and the training entry point (``recipes``, ``train``: ``python -m qgnb.pvp.train NAME``),
-shipped checkpoints and their cards (``cards``), the linear read-out probe of the patch tokens
-(``probe``), the lookup probe on mosaics (``lookup``: can the language model find a location
-at all?), and the notebook's tables (``report``).
+(``tokenizer``), the tiny VLM (``model``: ``WiredVLM`` shipped, ``TinyVLM`` for the probe),
+the three tuning regimes (``regimes``), full-grid reconstruction (``reconstruct``), referring
+segmentation and cIoU (``segmentation``), training recipes and the training entry point
+(``recipes``, ``train``: ``python -m qgnb.pvp.train NAME``), shipped checkpoints and their
+cards (``cards``), the linear read-out probe of the patch tokens (``probe``), the lookup probe
+on mosaics (``lookup``: can the language model find a location at all?), and the notebook's
+tables (``report``).
 """
 
 from qgnb.pvp.cards import card, load
-from qgnb.pvp.model import TinyVLM
+from qgnb.pvp.model import TinyVLM, WiredVLM
 from qgnb.pvp.parse import parse_mask_bit, parse_rgb
 from qgnb.pvp.queries import (
     mask_grid,
@@ -30,4 +31,5 @@ __all__ = [
     "load", "mask_grid", "mean_iou", "parse_mask_bit", "parse_rgb", "predict_masks",
     "reconstruct", "reconstruct_prompt", "reconstruct_queries", "reconstruction_error",
     "segmentation_prompt", "segmentation_queries", "target_grid", "trainable_parameters",
+    "WiredVLM",
 ]

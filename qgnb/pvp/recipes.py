@@ -65,8 +65,8 @@ PVP_REGIMES = {
     "connector+lm+vision": "pvp-connector-lm-vision",
 }
 RECIPES: dict[str, Recipe] = {
-    "pvp-stage1": Recipe("pvp", "connector+lm", steps=2500),
-    **{name: Recipe("pvp", regime, steps=1500, init="pvp-stage1", seed=1)
+    "pvp-stage1": Recipe("pvp", "connector+lm", steps=300),
+    **{name: Recipe("pvp", regime, steps=2000, init="pvp-stage1", seed=1)
        for regime, name in PVP_REGIMES.items()},
     "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=600,
                                  init="pvp-connector-lm", seed=2),
