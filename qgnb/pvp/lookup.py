@@ -49,7 +49,7 @@ from qgnb.pvp.model import (
     vision_tower,
     wire_lookup_head,
 )
-from qgnb.pvp.queries import reconstruct_cells, reconstruct_queries, target_grid
+from qgnb.pvp.queries import all_cells, reconstruct_cells, reconstruct_queries, target_grid
 from qgnb.pvp.recipes import recipe
 from qgnb.pvp.reconstruct import reconstruction_error
 from qgnb.pvp.tokenizer import build_tokenizer
@@ -147,8 +147,8 @@ class WiredLookupVLM(OracleVLM):
             raise ValueError(f"the wired lookup needs width {2 * CONTENT}, got {config.n_embd}")
         k = grid // self.patches
         self.oracle = nn.Linear(k * k * 3, config.n_embd - CONTENT)
-        rows, cols = np.divmod(np.arange(self.patches**2), self.patches)
-        self.register_buffer("patch_codes", 4.0 * one_hot_codes(rows, cols, self.patches),
+        self.register_buffer("patch_codes",
+                             4.0 * one_hot_codes(*all_cells(self.patches).T, self.patches),
                              persistent=False)
 
     def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -160,9 +160,8 @@ class WiredLookupVLM(OracleVLM):
     def wire(self, tokenizer) -> None:
         """Wire head 0 of the first layer: each location token attends to its cell's patch."""
         k = self.grid // self.patches
-        rows, cols = np.divmod(np.arange(self.grid**2), self.grid)
         wire_lookup_head(self.lm, location_ids(tokenizer, self.grid),
-                         one_hot_codes(rows // k, cols // k, self.patches))
+                         one_hot_codes(*(all_cells(self.grid) // k).T, self.patches))
 
 
 def location_tokenizer(grid: int):

@@ -29,6 +29,8 @@ from transformers import (
     GPT2LMHeadModel,
 )
 
+from qgnb.pvp.queries import all_cells, location_text
+
 IGNORE = -100  # label of a position that is not in the loss (prompt tokens, padding)
 
 
@@ -331,8 +333,7 @@ def wire_lookup_head(lm: GPT2LMHeadModel, location_ids: list[int], location_code
 def location_ids(tokenizer, grid: int) -> list[int]:
     """Token ids of ``[y,x]`` for every cell of a ``grid x grid`` grid, row-major; a tokenizer
     without location tokens (``build_tokenizer(..., locations=grid)``) is an error."""
-    ids = [tokenizer.tokenizer.token_to_id(f"[{y},{x}]") for y in range(grid)
-           for x in range(grid)]
+    ids = [tokenizer.tokenizer.token_to_id(location_text(y, x)) for y, x in all_cells(grid)]
     if None in ids:
         raise ValueError(f"the tokenizer has no location tokens for a {grid}x{grid} grid; "
                          f"build it with build_tokenizer(words, locations={grid})")
@@ -368,9 +369,8 @@ class WiredVLM(TinyVLM):
         k = self.grid // self.patches
         self.connector = nn.Sequential(nn.Linear(vision_width, width), nn.GELU(),
                                        nn.Linear(width, k * k * (width - CONTENT)))
-        rows, cols = np.divmod(np.arange(self.grid**2), self.grid)
-        self.register_buffer("cell_codes", 4.0 * one_hot_codes(rows, cols, self.grid),
-                             persistent=False)
+        codes = one_hot_codes(*all_cells(self.grid).T, self.grid)
+        self.register_buffer("cell_codes", 4.0 * codes, persistent=False)
 
     def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``B x grid**2 x 128``: one token per target cell, row-major (see the class)."""
@@ -383,9 +383,8 @@ class WiredVLM(TinyVLM):
 
     def wire(self, tokenizer) -> None:
         """Wire the first layer's head 0 to look locations up (``wire_lookup_head``)."""
-        rows, cols = np.divmod(np.arange(self.grid**2), self.grid)
         wire_lookup_head(self.lm, location_ids(tokenizer, self.grid),
-                         one_hot_codes(rows, cols, self.grid))
+                         one_hot_codes(*all_cells(self.grid).T, self.grid))
 
 
 TEXT_POSITIONS = 64  # room for a prompt and its answer after the image tokens

@@ -45,13 +45,22 @@ def mask_grid(mask: np.ndarray, size: int = 32) -> np.ndarray:
     return np.asarray(share) >= 0.5
 
 
+def location_text(y: int, x: int) -> str:
+    """How a prompt names the cell in row ``y``, column ``x`` (one token with location tokens).
+
+    >>> location_text(3, 12)
+    '[3,12]'
+    """
+    return f"[{y},{x}]"
+
+
 def reconstruct_prompt(y: int, x: int) -> str:
     """The reconstruction question for the cell in row ``y``, column ``x``.
 
     >>> reconstruct_prompt(3, 1)
     '[reconstruct] loc: [3,1] rgb:'
     """
-    return f"{RECONSTRUCT_TASK} loc: [{y},{x}] rgb:"
+    return f"{RECONSTRUCT_TASK} loc: {location_text(y, x)} rgb:"
 
 
 def rgb_answer(rgb: tuple[int, int, int] | np.ndarray) -> str:
@@ -70,7 +79,7 @@ def segmentation_prompt(expression: str, y: int, x: int) -> str:
     >>> segmentation_prompt("the red circle", 0, 2)
     '[segmentation] the red circle loc: [0,2] mask:'
     """
-    return f"{SEGMENTATION_TASK} {expression} loc: [{y},{x}] mask:"
+    return f"{SEGMENTATION_TASK} {expression} loc: {location_text(y, x)} mask:"
 
 
 def reconstruct_queries(

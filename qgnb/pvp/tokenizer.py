@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 
-from qgnb.pvp.queries import RECONSTRUCT_TASK, SEGMENTATION_TASK
+from qgnb.pvp.queries import RECONSTRUCT_TASK, SEGMENTATION_TASK, all_cells, location_text
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 FIXED = [RECONSTRUCT_TASK, SEGMENTATION_TASK, "[", "]", ",", ":", "loc", "rgb", "mask"]
@@ -95,5 +95,5 @@ def build_tokenizer(words: Iterable[str], locations: int = 0) -> PVPTokenizer:
     tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     # Task tags are added tokens so that the pre-tokenizer does not split their brackets.
     tokenizer.add_tokens([RECONSTRUCT_TASK, SEGMENTATION_TASK])
-    tokenizer.add_tokens([f"[{y},{x}]" for y in range(locations) for x in range(locations)])
+    tokenizer.add_tokens([location_text(y, x) for y, x in all_cells(locations)])
     return PVPTokenizer(tokenizer)
