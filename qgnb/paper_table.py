@@ -22,16 +22,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
-from qgnb.analysis import mean_intervals
-from qgnb.data import Sample, load_flickr30k_entities, load_refcoco, load_spatialsense
-from qgnb.explain import AlbefExplainer, BlipExplainer, ClipExplainer, evaluate
+if TYPE_CHECKING:
+    import torch
+
+    from qgnb.data import Sample
+
+# qgnb.explain, qgnb.data's loaders and qgnb.analysis (torch, transformers, scipy) are imported
+# where they are used: saying what the table needs, without files, then takes seconds.
 
 # The paper's columns, in its order, named as qgnb's score table names them.
 PAPER_METRICS = ("pg_accuracy", "pg_uncertainty", "pg_accuracy_certain", "soft_iou",
@@ -90,6 +93,11 @@ def _path(paths: PaperPaths, name: str) -> str | None:
     return getattr(paths, name)
 
 
+def _local(paths: PaperPaths, name: str) -> Path:
+    """The path of parameter ``name`` with ``~`` expanded (paths are printed as given)."""
+    return Path(_path(paths, name)).expanduser()
+
+
 def _present(path: str | None, kind: str) -> bool:
     if not path:
         return False
@@ -130,26 +138,30 @@ def runnable(paths: PaperPaths) -> list[tuple[str, str]]:
 def build_explainer(model: str, paths: PaperPaths,
                     device: str | torch.device | None = None) -> Any:
     """The explainer of one of `MODELS`, from the user's files, by its paper recipe."""
+    from qgnb.explain import AlbefExplainer, BlipExplainer, ClipExplainer
+
     if model == "CLIP-gScoreCAM":
-        return ClipExplainer.from_open_clip(CLIP_MODEL, paths.clip_rn50x16, topk=CLIP_TOPK,
-                                            device=device)
+        return ClipExplainer.from_open_clip(CLIP_MODEL, _local(paths, "clip_rn50x16"),
+                                            topk=CLIP_TOPK, device=device)
     if model in ("BLIP-base", "BLIP-large"):
-        folder = paths.blip_base if model == "BLIP-base" else paths.blip_large
+        folder = _local(paths, "blip_base" if model == "BLIP-base" else "blip_large")
         return BlipExplainer.from_pretrained(folder, device=device)
     if model == "ALBEF-AMC":
-        return AlbefExplainer.from_checkpoint(paths.albef_amc, _path(paths, "bert_tokenizer"),
-                                              device=device)
+        return AlbefExplainer.from_checkpoint(_local(paths, "albef_amc"),
+                                              _local(paths, "bert_tokenizer"), device=device)
     raise ValueError(f"unknown model {model!r}; expected one of {MODELS}")
 
 
 def load_dataset(dataset: str, paths: PaperPaths) -> Sequence[Sample]:
     """One of `DATASETS` from the user's data roots."""
+    from qgnb.data import load_flickr30k_entities, load_refcoco, load_spatialsense
+
     if dataset.startswith("RefCOCO+"):
-        return load_refcoco(paths.refcoco_root, "refcoco+", dataset.split()[-1])
+        return load_refcoco(_local(paths, "refcoco_root"), "refcoco+", dataset.split()[-1])
     if dataset == "Flickr30k test":
-        return load_flickr30k_entities(paths.flickr30k_root, "test")
+        return load_flickr30k_entities(_local(paths, "flickr30k_root"), "test")
     if dataset == "SpatialSense test":
-        return load_spatialsense(paths.spatialsense_root, "test")
+        return load_spatialsense(_local(paths, "spatialsense_root"), "test")
     raise ValueError(f"unknown data set {dataset!r}; expected one of {DATASETS}")
 
 
@@ -180,6 +192,8 @@ def paper_rows(tables: Mapping[tuple[str, str], pd.DataFrame], *, n_resamples: i
     >>> float(paper_rows({("m", "d"): t}).loc[("m", "d"), ("pg_accuracy", "mean")])
     0.5
     """
+    from qgnb.analysis import mean_intervals
+
     rows = {}
     for key, table in tables.items():
         scores = with_certain_hits(table)
@@ -240,7 +254,9 @@ def run_paper_table(runs: Sequence[tuple[str, str]],
     set (a quick look). A progress bar counts runs; `qgnb.explain.evaluate` shows one per run.
 
     >>> import tempfile
+    >>> import torch
     >>> from PIL import Image
+    >>> from qgnb.data import Sample
     >>> def centre(images, phrases):
     ...     return torch.tensor([[0., 0, 0], [0, 1, 0], [0, 0, 0]]).expand(len(images), 3, 3)
     >>> data = [Sample("a", Image.new("RGB", (3, 3)), "the middle", [[1, 1, 2, 2]])]
@@ -249,6 +265,8 @@ def run_paper_table(runs: Sequence[tuple[str, str]],
     >>> float(rows.loc[("centre", "toy"), ("pg_accuracy", "mean")])
     1.0
     """
+    from qgnb.explain import evaluate
+
     built: dict[str, Any] = {}
     loaded: dict[str, Sequence[Sample]] = {}
     tables = {}
