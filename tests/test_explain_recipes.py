@@ -131,6 +131,15 @@ def test_saved_folder_defaults_to_lavis_text_localization(lavis_folder: Path) ->
         "max_words": 50, "max_tokens": 35, "image_size": 384}
 
 
+def test_lavis_caption_limits(lavis_folder: Path) -> None:
+    # LAVIS: at most 50 words after cleaning, then at most max_txt_len=35 tokens, [ENC] first.
+    explainer = BlipExplainer.from_pretrained(lavis_folder, device="cpu")
+    batch = explainer.preprocess(noise_images([(9, 9)]), ["Red, " * 60])
+    assert batch["input_ids"].shape == (1, 35)
+    assert batch["input_ids"][0, 0] == 5 and batch["attention_mask"].sum() == 35
+    assert explainer.recipe.clean(["Red, " * 60]) == [" ".join(["red,"] * 50)]  # 50 words
+
+
 def test_old_default_is_a_different_map(lavis_folder: Path) -> None:
     # The map the folder gave before recipes (layer 6, every row, [CLS] first) is not LAVIS'.
     images = noise_images(SIZES[:1], seed=3)
