@@ -35,7 +35,8 @@ class BlipExplainer(CrossAttentionExplainer):
       encoder, only the ViT differs), so the same recipe applies.
 
     Explicit ``layer``, ``tokens``, ``first_token`` and ``image_size`` override the recipe's
-    value (or pass a `Recipe` of your own); ``config`` records the recipe's name and every
+    value (or pass a `Recipe` of your own; ``first_token="[CLS]"`` keeps `transformers`' own
+    first token under the LAVIS recipe); ``config`` records the recipe's name and every
     resolved value. [ENC]: the
     tokenizer's token when it has one; else, for LAVIS' layout (``bert-base-uncased`` + [DEC]
     as BOS, text vocabulary one larger than the tokenizer), the id LAVIS gives it, the last.
