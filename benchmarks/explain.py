@@ -52,7 +52,8 @@ def blip_explainer(folder: Path, device: torch.device) -> BlipExplainer:
     processor = BlipProcessor(image_processor=BlipImageProcessor(),
                               tokenizer=BertTokenizer(str(folder / "vocab.txt")))
     model = BlipForImageTextRetrieval(BlipConfig())
-    return BlipExplainer(model, processor, layer=6, device=device, name="blip-base-random")
+    return BlipExplainer(model, processor, layer=6, tokens="all", device=device,
+                         name="blip-base-random")
 
 
 def clip_explainer(device: torch.device, method: str) -> ClipExplainer:

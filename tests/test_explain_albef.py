@@ -74,7 +74,9 @@ def test_bert_albef_batched_equals_one_by_one(blip) -> None:
         torch.testing.assert_close(explainer(images[i:i + 1], PHRASES[i:i + 1])[0], batched[i],
                                    rtol=1e-4, atol=1e-9)
     assert explainer.config == {"explainer": "AlbefExplainer", "model": "AlbefLayout",
-                                "layer": 1, "tokens": "all", "image_size": 32}
+                                "layer": 1, "tokens": "all", "image_size": 32, "recipe": "amc",
+                                "first_token": None, "captions": "albef", "max_words": 30,
+                                "max_tokens": None}
 
 
 def test_layer_without_cross_attention_is_named(blip) -> None:

@@ -142,7 +142,7 @@ def test_frozen_model_gives_the_same_maps(tiny) -> None:
 def test_explainer_maps_at_image_size(tiny) -> None:
     model, processor = tiny
     model.zero_grad(set_to_none=True)
-    explainer = BlipExplainer(model, processor, layer=0, device="cpu")
+    explainer = BlipExplainer(model, processor, layer=0, tokens="all", device="cpu")
     same = explainer(noise_images([(40, 30), (40, 30)]), PHRASES[:2])
     assert same.shape == (2, 30, 40) and torch.isfinite(same).all()
     mixed = explainer(noise_images([(40, 30), (17, 50)]), PHRASES[:2])
@@ -156,7 +156,8 @@ def test_explainer_restores_training_mode(tiny) -> None:
     model, processor = tiny
     model.train()
     try:
-        BlipExplainer(model, processor, layer=0, device="cpu")(noise_images([(32, 32)]), ["a"])
+        explainer = BlipExplainer(model, processor, layer=0, tokens="all", device="cpu")
+        explainer(noise_images([(32, 32)]), ["a"])
         assert model.training
     finally:
         model.eval()
@@ -164,11 +165,13 @@ def test_explainer_restores_training_mode(tiny) -> None:
 
 def test_explainer_rejects_bad_input(tiny) -> None:
     model, processor = tiny
-    with pytest.raises(ValueError, match="cross-attention layer 6 does not exist"):
+    with pytest.raises(ValueError, match="recipe 'zoo' leaves layer to the caller"):
         BlipExplainer(model, processor, device="cpu")
+    with pytest.raises(ValueError, match="cross-attention layer 7 does not exist"):
+        BlipExplainer(model, processor, recipe="lavis", image_size=32, device="cpu")
     with pytest.raises(ValueError, match="tokens must be one of"):
         BlipExplainer(model, processor, layer=0, tokens="mean")
-    explainer = BlipExplainer(model, processor, layer=-1, device="cpu")
+    explainer = BlipExplainer(model, processor, layer=-1, tokens="all", device="cpu")
     with pytest.raises(ValueError, match="2 images but 1 phrases"):
         explainer(noise_images([(8, 8), (8, 8)]), ["a"])
     with pytest.raises(ValueError, match="phrase 1: expected a non-empty string"):
@@ -179,12 +182,15 @@ def test_from_pretrained_round_trip(tiny, tmp_path: Path) -> None:
     model, processor = tiny
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
-    loaded = BlipExplainer.from_pretrained(tmp_path, layer=0, device="cpu")
+    loaded = BlipExplainer.from_pretrained(tmp_path, recipe="zoo", layer=0, tokens="all",
+                                           device="cpu")
     images = noise_images([(32, 32)] * 2)
-    expected = BlipExplainer(model, processor, layer=0, device="cpu")(images, PHRASES[:2])
-    torch.testing.assert_close(loaded(images, PHRASES[:2]), expected)
+    expected = BlipExplainer(model, processor, layer=0, tokens="all", device="cpu")
+    torch.testing.assert_close(loaded(images, PHRASES[:2]), expected(images, PHRASES[:2]))
     assert loaded.config == {"explainer": "BlipExplainer", "model": str(tmp_path), "layer": 0,
-                             "tokens": "all"}
+                             "tokens": "all", "recipe": "zoo", "first_token": None,
+                             "captions": None, "max_words": None, "max_tokens": None,
+                             "image_size": 32}
 
 
 def test_from_pretrained_missing_says_where_it_looked(tmp_path: Path) -> None:
@@ -198,7 +204,7 @@ def test_from_pretrained_missing_says_where_it_looked(tmp_path: Path) -> None:
 
 def test_evaluate_blip_maps_equal_direct_scoring(tiny, tmp_path: Path) -> None:
     model, processor = tiny
-    explainer = BlipExplainer(model, processor, layer=0, device="cpu")
+    explainer = BlipExplainer(model, processor, layer=0, tokens="all", device="cpu")
     images = noise_images([(40, 30)] * 3, seed=9)
     data = [Sample(f"r{i}", image, phrase, [[5, 5, 20, 25]])
             for i, (image, phrase) in enumerate(zip(images, PHRASES, strict=True))]
@@ -217,11 +223,13 @@ def test_first_token_replaces_cls_as_lavis_does(tiny) -> None:
     images = noise_images([(32, 32)] * 2)
     batch = inputs(processor, images, PHRASES[:2])
     batch["input_ids"][:, 0] = processor.tokenizer.convert_tokens_to_ids("[ENC]")
-    explainer = BlipExplainer(model, processor, layer=0, first_token="[ENC]", device="cpu")
+    explainer = BlipExplainer(model, processor, layer=0, tokens="all", first_token="[ENC]",
+                              device="cpu")
     expected = upsample_to_images(gradcam(model, batch, layer=0), [(32, 32)] * 2)
     torch.testing.assert_close(explainer(images, PHRASES[:2]), expected)
     assert explainer.config["first_token"] == "[ENC]"
-    plain = BlipExplainer(model, processor, layer=0, device="cpu")(images, PHRASES[:2])
+    plain = BlipExplainer(model, processor, layer=0, tokens="all", device="cpu")
+    plain = plain(images, PHRASES[:2])
     assert (plain - explainer(images, PHRASES[:2])).abs().max() > 0
     with pytest.raises(ValueError, match=r"first_token '\[DEC\]' is not in the tokenizer"):
-        BlipExplainer(model, processor, layer=0, first_token="[DEC]")
+        BlipExplainer(model, processor, layer=0, tokens="all", first_token="[DEC]")

@@ -161,17 +161,23 @@ class ClipExplainer:
                  device: str | torch.device | None = None, name: str | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        blocks = model.vision_model.encoder.layers
-        if not -len(blocks) <= layer < len(blocks):
-            raise ValueError(f"vision layer {layer} does not exist: the model has {len(blocks)}")
+        count = self._layer_count(model)
+        if not -count <= layer < count:
+            raise ValueError(f"vision layer {layer} does not exist: the model has {count}")
         self.model = model
         self.processor = processor
         self.method = method
         self.topk = topk
         self.layer = layer
         self.masked_batch_size = masked_batch_size
-        self.name = name or model.config.name_or_path or type(model).__name__
+        config = getattr(model, "config", None)
+        self.name = name or getattr(config, "name_or_path", "") or type(model).__name__
         self.to(device)
+
+    @staticmethod
+    def _layer_count(model: nn.Module) -> int:
+        """How many vision layers ``layer`` can index (transformers: the encoder blocks)."""
+        return len(model.vision_model.encoder.layers)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, method: str = "gscorecam",
@@ -189,6 +195,23 @@ class ClipExplainer:
         return cls(model, processor, method=method, topk=topk, layer=layer, device=device,
                    name=str(name_or_path))
 
+    @classmethod
+    def from_open_clip(cls, model_name: str, pretrained: str | Path | None = None, *,
+                       method: str = "gscorecam", topk: int = 300, layer: int = -1,
+                       device: str | torch.device | None = None) -> ClipExplainer:
+        """An `open_clip` model (OpenAI's or OpenCLIP's, ResNet or ViT) from a local weights
+        file, explained by gScoreCAM; see `qgnb.explain.openclip.OpenClipExplainer`.
+
+        >>> ClipExplainer.from_open_clip("RN50x16-quickgelu", "/no/such/RN50x16.pt")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: open_clip weights /no/such/RN50x16.pt do not exist ...
+        """
+        from qgnb.explain.openclip import OpenClipExplainer
+
+        return OpenClipExplainer.from_open_clip(model_name, pretrained, method=method,
+                                                topk=topk, layer=layer, device=device)
+
     @property
     def config(self) -> dict[str, Any]:
         """What determines the maps (the map store refuses to mix different configs)."""
@@ -204,32 +227,45 @@ class ClipExplainer:
         self.model.to(self.device)
         return self
 
-    def _cam(self, wrapper: nn.Module) -> BaseCAM:
+    def _target(self) -> tuple[nn.Module, Any]:
+        """The explained layer and the reshape of its output to ``(N, C, h, w)``."""
         vision = self.model.config.vision_config
         side = vision.image_size // vision.patch_size
-        layers = [self.model.vision_model.encoder.layers[self.layer].layer_norm1]
-        reshape = partial(vit_reshape_transform, height=side, width=side)
+        layer = self.model.vision_model.encoder.layers[self.layer].layer_norm1
+        return layer, partial(vit_reshape_transform, height=side, width=side)
+
+    def _pixels(self, images: list[Image.Image]) -> torch.Tensor:
+        size = self.model.config.vision_config.image_size
+        return self.processor.image_processor(
+            images, do_center_crop=False, size={"height": size, "width": size},
+            return_tensors="pt")["pixel_values"]
+
+    def _text_embeddings(self, phrases: list[str]) -> torch.Tensor:
+        text = self.processor.tokenizer(phrases, padding=True, truncation=True,
+                                        return_tensors="pt").to(self.device)
+        return self.model.get_text_features(**text).pooler_output
+
+    def _image_logits(self) -> nn.Module:
+        return ClipImageLogits(self.model)
+
+    def _cam(self) -> BaseCAM:
+        layer, reshape = self._target()
+        wrapper = self._image_logits()
         if self.method == "gradcam":
-            cam = GradCAM(wrapper, layers, reshape_transform=reshape)
+            cam = GradCAM(wrapper, [layer], reshape_transform=reshape)
         else:
-            cam = GScoreCAM(wrapper, layers, reshape_transform=reshape, topk=self.topk,
+            cam = GScoreCAM(wrapper, [layer], reshape_transform=reshape, topk=self.topk,
                             batch_size=self.masked_batch_size)
         cam.compute_input_gradient = True  # gradients reach the layer with parameters frozen
         return cam
 
     def __call__(self, images: Sequence[Image.Image], phrases: Sequence[str]) -> Maps:
         check_pairs(images, phrases)
-        size = self.model.config.vision_config.image_size
-        pixels = self.processor.image_processor(
-            list(images), do_center_crop=False, size={"height": size, "width": size},
-            return_tensors="pt")["pixel_values"].to(self.device)
-        text = self.processor.tokenizer(list(phrases), padding=True, truncation=True,
-                                        return_tensors="pt").to(self.device)
+        pixels = self._pixels(list(images)).to(self.device)
         with eval_mode(self.model), frozen_parameters(self.model):
             with torch.no_grad():
-                text_embeddings = F.normalize(
-                    self.model.get_text_features(**text).pooler_output, dim=-1)
-            cam = self._cam(ClipImageLogits(self.model))
+                text_embeddings = F.normalize(self._text_embeddings(list(phrases)), dim=-1)
+            cam = self._cam()
             # Not `with cam:` -- BaseCAM.__exit__ swallows IndexErrors and returns None.
             try:
                 grids = cam(pixels, [ImageTextSimilarity(t) for t in text_embeddings])
@@ -238,4 +274,5 @@ class ClipExplainer:
         return upsample_to_images(torch.from_numpy(grids).to(self.device), image_sizes(images))
 
     def __repr__(self) -> str:
-        return f"ClipExplainer({self.name!r}, method={self.method!r}, topk={self.topk})"
+        return (f"{type(self).__name__}({self.name!r}, method={self.method!r}, "
+                f"topk={self.topk})")

@@ -16,6 +16,10 @@ Which token rows (``tokens``):
   "average over tokens" map that LAVIS returns; use an earlier layer with it.
 - ``"cls"``: the [CLS] (BLIP's [ENC]) row alone, LAVIS' other map.
 
+Which layer and rows a published number used, together with its first token, caption cleaning
+and input size, is a named recipe in `qgnb.explain.recipes` (LAVIS' for BLIP: layer 7,
+``"words"``; AMC's for ALBEF: layer 8, ``"all"``).
+
 A model plugs in through a `CrossAttentionRoute`: how to reach cross-attention layer ``k`` (a
 module whose forward output holds the probabilities) and how to get the ITM logits.
 """
