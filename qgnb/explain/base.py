@@ -229,9 +229,9 @@ def content_digest(part: Any, what: str = "part") -> str:
                            "special": part.special_tokens_map,
                            "added": {str(k): str(v) for k, v in
                                      part.added_tokens_decoder.items()}})
-    elif hasattr(part, "attributes") and hasattr(part, "to_dict"):  # a transformers processor
+    elif hasattr(part, "get_attributes"):  # a transformers processor: its parts
         text = _canonical({"kind": kind, **{name: content_digest(getattr(part, name), name)
-                                            for name in part.attributes}})
+                                            for name in part.get_attributes()}})
     elif hasattr(part, "to_dict"):
         text = _canonical({"kind": kind, "settings": part.to_dict()})
     else:

@@ -138,7 +138,8 @@ class MapStore:
     >>> import tempfile
     >>> store = MapStore(tempfile.mkdtemp(), {"config": {"explainer": "demo", "layer": 6}})
     >>> keys = [map_key("pixels:1", "a cat"), map_key("pixels:1", "a dog")]
-    >>> path = store.save(keys, ["a", "b"], ["a cat", "a dog"], [torch.zeros(2, 3), torch.ones(4, 4)])
+    >>> maps = [torch.zeros(2, 3), torch.ones(4, 4)]
+    >>> path = store.save(keys, ["a", "b"], ["a cat", "a dog"], maps)
     >>> {key == keys[1]: tuple(m.shape) for key, m in store.get(keys).items()}
     {False: (2, 3), True: (4, 4)}
     """
