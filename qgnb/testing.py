@@ -44,7 +44,7 @@ def regression_table(new: pd.DataFrame | str | Path, baseline: pd.DataFrame | st
     ...                      **{m: [0.5, 0.5] for m in METRIC_COLUMNS}})
     >>> worse = base.assign(wdp=[0.7, 0.7])
     >>> row = regression_table(worse, base, metrics=["wdp"]).loc["wdp"]
-    >>> round(row["change"], 4), bool(row["regressed"])
+    >>> round(float(row["change"]), 4), bool(row["regressed"])
     (-0.2, True)
     """
     unknown = [m for m in metrics if m not in METRIC_COLUMNS]
