@@ -147,7 +147,7 @@ def test_compare_prints_paired_differences(tmp_path: Path, capsys) -> None:
 def test_a_checkpoint_folder_is_read_with_its_family(tmp_path: Path) -> None:
     folder = zoo.checkpoint_dir("shapes-clip")
     assert main(["evaluate", str(folder), "shapes:id:3", "--out", str(tmp_path),
-                 "--no-progress"]) == 0
+                 "--device", "cpu", "--no-progress"]) == 0
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["model"] == str(folder) and pd.read_csv(tmp_path / "metrics.csv").shape[0] == 3
 
