@@ -228,6 +228,10 @@ def test_zoo_explainers_fingerprint_their_weights_and_preprocessing() -> None:
     from qgnb.zoo.models import load_model
 
     blip = explainer_for("shapes-blip-amc", *load_model("shapes-blip-amc"))
+    before = fingerprint(blip)
+    sample = scenes("at 2 2", n=1)[0]
+    blip([sample.image] * 2, ["the red circle", "a big blue square left of the cross"])
+    assert fingerprint(blip) == before  # a call sets the tokenizer's padding: not content
     reloaded = explainer_for("shapes-blip-amc", *load_model("shapes-blip-amc"))
     assert fingerprint(blip) == fingerprint(reloaded)
     assert set(fingerprint(blip)) == {"config", "model", "processor"}

@@ -223,8 +223,13 @@ def content_digest(part: Any, what: str = "part") -> str:
     kind = f"{type(part).__module__}.{type(part).__qualname__}"
     if hasattr(part, "get_vocab"):
         backend = getattr(part, "backend_tokenizer", None)
-        settings = backend.to_str() if backend is not None else _canonical(
-            {"vocab": part.get_vocab(), "init": part.init_kwargs})
+        if backend is not None:
+            settings = json.loads(backend.to_str())
+            # Each call sets the backend's padding and truncation for that call: not content.
+            settings.pop("padding", None)
+            settings.pop("truncation", None)
+        else:
+            settings = {"vocab": part.get_vocab(), "init": part.init_kwargs}
         text = _canonical({"kind": kind, "tokenizer": settings,
                            "special": part.special_tokens_map,
                            "added": {str(k): str(v) for k, v in

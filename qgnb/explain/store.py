@@ -151,12 +151,12 @@ class MapStore:
         self.explainer = json.loads(json.dumps(explainer, sort_keys=True, default=str))
         self.digest = hashlib.sha256(json.dumps(self.explainer, sort_keys=True).encode()
                                      ).hexdigest()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._claim_manifest()
-        self._remove_dead_temporaries()
         self._where: dict[str, tuple[Path, int]] = {}
         self._batches: dict[Path, dict[str, Any]] = {}
         self._verified: set[Path] = set()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._claim_manifest()
+        self._remove_dead_temporaries()
         for path in self.batch_files():
             self._index(path)
 
