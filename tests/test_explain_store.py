@@ -244,3 +244,66 @@ def test_zoo_explainers_fingerprint_their_weights_and_preprocessing() -> None:
     words = explainer_for("shapes-blip-amc", *load_model("shapes-blip-amc"))
     words.processor.tokenizer.add_tokens(["hexagon"])
     assert fingerprint(words)["processor"] != fingerprint(blip)["processor"]
+
+
+def test_racing_openers_of_two_configs_never_mix(tmp_path: Path) -> None:
+    import threading
+
+    other = Pointer()
+    other.config = {"explainer": "Pointer", "radius": 3}
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def open_store(explainer) -> None:
+        barrier.wait()
+        try:
+            MapStore(tmp_path, fingerprint(explainer))
+            outcomes.append(json.dumps(explainer.config))
+        except ValueError as error:
+            assert "holds maps of another explainer" in str(error)
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=open_store, args=(e,))
+               for e in [Pointer(), other] * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = {o for o in outcomes if o != "refused"}
+    assert len(winners) == 1 and outcomes.count("refused") == 4
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert json.dumps(manifest["explainer"]["config"]) == winners.pop()
+
+
+def test_loader_records_are_keyed_by_their_image_files(tmp_path: Path) -> None:
+    from qgnb.data import load_spatialsense
+
+    def relation(key: str, subject: str) -> dict:
+        return {"_id": key, "predicate": "on", "label": True,
+                "subject": {"x": 1, "y": 1, "name": subject, "bbox": [1, 4, 1, 4]},
+                "object": {"x": 1, "y": 1, "name": "table", "bbox": [0, 8, 0, 8]}}
+
+    images = [{"url": f"nyu/{name}.png", "height": 8, "width": 8, "split": "test",
+               "annotations": [relation(name, "cup")]} for name in ("a", "b")]
+    (tmp_path / "annotations.json").write_text(json.dumps(images))
+    (tmp_path / "images/nyu").mkdir(parents=True)
+    for name in ("a", "b"):
+        Image.new("RGB", (8, 8), "red").save(tmp_path / f"images/nyu/{name}.png")
+
+    class Counting:
+        config = {"explainer": "Counting"}
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def __call__(self, images, phrases):
+            self.n += len(images)
+            return [torch.from_numpy(np.asarray(i, np.float32).mean(axis=-1)) for i in images]
+
+    data = load_spatialsense(tmp_path, "test")
+    first, again, changed = Counting(), Counting(), Counting()
+    run(first, data, tmp_path / "store")
+    run(again, load_spatialsense(tmp_path, "test"), tmp_path / "store")
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "images/nyu/b.png")
+    run(changed, load_spatialsense(tmp_path, "test"), tmp_path / "store")
+    assert (first.n, again.n, changed.n) == (2, 0, 1)
