@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 import qgnb
 from qgnb import zoo
-from qgnb.cli import main
+from qgnb.cli import UsageError, main, parse_data
 from qgnb.data import shapes
 from qgnb.explain.blip import BlipExplainer
 from qgnb.metrics import summarize
@@ -157,3 +158,20 @@ def test_console_script_and_module_entry_point() -> None:
     assert '[project.scripts]\nqgnb = "qgnb.cli:main"\n' in project
     assert import_module("qgnb.cli").main is main
     assert "sys.exit(main())" in (ROOT / "qgnb" / "__main__.py").read_text()
+
+
+def test_real_data_specs_name_their_folders(tmp_path: Path) -> None:
+    relation = {"_id": "r1", "predicate": "on", "label": True,
+                "subject": {"x": 1, "y": 1, "name": "cup", "bbox": [1, 4, 1, 4]},
+                "object": {"x": 1, "y": 1, "name": "table", "bbox": [0, 8, 0, 8]}}
+    (tmp_path / "annotations.json").write_text(json.dumps([
+        {"url": "nyu/a.png", "height": 8, "width": 8, "split": "test",
+         "annotations": [relation]}]))
+    (tmp_path / "images/nyu").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "images/nyu/a.png")
+    name, data = parse_data(f"spatialsense:{tmp_path}/./:test")
+    assert name == f"spatialsense:{tmp_path}:test" and [s.phrase for s in data] == ["cup on table"]
+    with pytest.raises(UsageError, match="expected refcoco:ROOT:DATASET:SPLIT"):
+        parse_data(f"refcoco:{tmp_path}")
+    with pytest.raises(UsageError, match="expected flickr30k:ROOT:SPLIT"):
+        parse_data("flickr30k:test")
