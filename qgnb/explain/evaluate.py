@@ -19,8 +19,8 @@ from qgnb.metrics import score
 
 
 def _annotation(dataset: Sequence[Sample], index: int) -> Any:
-    # Loaders' RecordDatasets keep id, phrase and boxes in `records`: no image is opened for
-    # a batch that the store already holds.
+    # Loaders' RecordDatasets keep id, phrase and boxes in `records`: no image is decoded for
+    # a batch that the store already holds (its file is only hashed for the store's key).
     records = getattr(dataset, "records", None)
     return records[index] if records is not None else dataset[index]
 
@@ -35,8 +35,8 @@ def evaluate(explainer: Explainer, dataset: Sequence[Sample], *, batch_size: int
     ``store=PATH`` each finished batch of maps is scored, then written atomically to that
     folder (see `MapStore`; a batch whose maps cannot be scored, NaN say, is never stored). The
     store is keyed by content: a run started again with the same explainer (`fingerprint`:
-    config and weights) reuses the maps of the same image and phrase and computes the rest;
-    another explainer is refused. ``device``: when given, the explainer moves
+    config, weights, processor, tokenizer) reuses the maps of the same image and phrase and
+    computes the rest; another explainer is refused. ``device``: when given, the explainer moves
     there (``explainer.to(device)``) and the metrics run there; by default the explainer stays
     where it was built (its own default is CUDA when available) and the metrics run on the
     maps' device. ``table.attrs["seconds"]`` holds the time spent explaining, scoring and

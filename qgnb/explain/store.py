@@ -262,8 +262,14 @@ class MapStore:
                 continue
             path, position = self._where[key]
             if self._verify(path):
-                found[key] = self._batches[path]["maps"][position]
+                found[key] = self._batch(path)["maps"][position]
         return found
+
+    def _batch(self, path: Path) -> dict[str, Any]:
+        if path not in self._batches:  # written by this run: read back only when asked for
+            self._batches[path] = torch.load(path, map_location="cpu", weights_only=True,
+                                             mmap=True)
+        return self._batches[path]
 
     def save(self, keys: Sequence[str], ids: Sequence[Any], phrases: Sequence[str],
              maps: Sequence[torch.Tensor]) -> Path:
@@ -279,8 +285,7 @@ class MapStore:
         data = buffer.getvalue()
         path = self.root / f"batch-{hashlib.sha256(data).hexdigest()}.pt"
         atomic_write(path, lambda file: file.write(data))
-        self._batches[path] = payload
-        self._verified.add(path)
+        self._verified.add(path)  # not kept in memory: a long run would hold all its maps
         for position, key in enumerate(keys):
             self._where[key] = (path, position)
         return path
