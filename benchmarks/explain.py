@@ -3,10 +3,12 @@
 Random weights (speed does not depend on training): ``BlipConfig()`` defaults (384 px input,
 ViT-B/16 vision tower, 12-layer text encoder, 224 M parameters) and a CLIP with a ViT-B/16
 vision tower at 224 px. Images are 640x480 random RGB (RefCOCO-like), phrases of 8 words.
-For each model: maps per second (wall clock, and per CPU second of this process, the
-steadier figure on a shared machine) at batch 1 and at each batch size asked for (the best is
-marked), gScoreCAM (top 300 channels) at batch 1, and the share of the metrics
-(`qgnb.metrics.score`, inside `qgnb.evaluate`) in the total time of an evaluate run.
+For each model and batch size: maps per second and milliseconds per map (wall clock, and per
+CPU second of this process, the steadier figure on a shared machine), the speed-up over batch
+1, and on CUDA the peak GPU memory of a call (``torch.cuda.max_memory_allocated``); the share
+of the metrics (`qgnb.metrics.score`, inside `qgnb.evaluate`) in the time of an evaluate run
+(every batch size on CUDA, the fastest on CPU); gScoreCAM (top 300 channels) at batch 1.
+On CUDA the default batch sizes are 1, 8, 32 and 64 (see ``benchmarks/README.md``).
 
     python benchmarks/explain.py [--device cpu|cuda] [--batch-sizes 1,4] [--repeats 2]
                                  [--threads 1] [--no-gscorecam]
@@ -114,14 +116,21 @@ def measure(name: str, explainer, batch_sizes: list[int], repeats: int,
             device: torch.device, share: bool = True) -> list[dict]:
     rows = []
     for batch in batch_sizes:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         wall, cpu = seconds_per_call(explainer, batch, repeats, device)
-        rows.append({"model": name, "batch": batch, "maps_per_s": batch / wall,
-                     "maps_per_cpu_s": batch / cpu})
-        print(f"{name}: batch {batch}: {batch / wall:.3f} maps/s "
-              f"({batch / cpu:.3f} per CPU second)", flush=True)
+        row = {"model": name, "batch": batch, "maps_per_s": batch / wall,
+               "ms_per_map": 1000 * wall / batch, "maps_per_cpu_s": batch / cpu}
+        if device.type == "cuda":
+            row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            if share:  # cheap on a GPU: every batch size
+                row["metrics_share"] = metrics_share(explainer, batch)
+        rows.append(row)
+        print(f"{name}: batch {batch}: {batch / wall:.3f} maps/s, {row['ms_per_map']:.1f} ms "
+              f"a map ({batch / cpu:.3f} per CPU second)", flush=True)
     best = max(rows, key=lambda row: row["maps_per_s"])
     best["best"] = True
-    if share:
+    if share and "metrics_share" not in best:
         best["metrics_share"] = metrics_share(explainer, best["batch"])
     return rows
 
@@ -141,7 +150,8 @@ def main() -> None:
     device = choose_device(args.device)
     default = "1,4" if device.type == "cpu" else "1,8,32,64"
     batch_sizes = [int(b) for b in (args.batch_sizes or default).split(",")]
-    print(f"device {device}, torch threads {torch.get_num_threads()}", flush=True)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device {device} ({where}), torch threads {torch.get_num_threads()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows += measure("BLIP-base ITM GradCAM (layer 6)", blip_explainer(Path(folder), device),

@@ -65,3 +65,19 @@ def test_compare_rejects_unpaired_tables():
         compare(a, b)
     with pytest.raises(ValueError, match="lacks the score columns"):
         compare(a.drop(columns="wdp"), a)
+
+
+def test_compare_refuses_to_pair_a_table_with_ids_by_position():
+    a, b = table(wdp=[0.1, 0.2]), table(wdp=[0.2, 0.1])
+    b.insert(0, "id", ["q", "p"])
+    with pytest.raises(ValueError, match="table_b has an id column and table_a has none"):
+        compare(a, b)
+    with pytest.raises(ValueError, match="table_a has an id column and table_b has none"):
+        compare(b, a)
+
+
+def test_compare_refuses_a_flat_column_of_strings():
+    a = table(wdp=[0.1, 0.2], flat=["False", "False"])
+    with pytest.raises(ValueError, match="table_a: column 'flat' must hold booleans .*"
+                                         "got 'False' \\(str\\) in row 0"):
+        compare(a, table(wdp=[0.2, 0.1]))

@@ -38,3 +38,18 @@ def test_summarize_all_flat_and_no_certain():
                   {"pg_accuracy": nan, "mean_io_ratio": nan, "n_flat": 1, "n": 1})
     check_summary(table(pg_hit=[1.0], pg_uncertain=[1.0]),
                   {"pg_accuracy": 1.0, "pg_uncertainty": 1.0, "pg_accuracy_certain": nan})
+
+
+def test_summarize_refuses_a_flat_column_of_strings():
+    # astype(bool) would make every row flat: "False" is a non-empty string.
+    with pytest.raises(ValueError, match="column 'flat' must hold booleans .*got 'False' "
+                                         r"\(str\) in row 0"):
+        summarize(table(pg_hit=[1.0, 0.0], flat=["False", "True"]))
+    with pytest.raises(ValueError, match=r"got nan \(float\) in row 1"):
+        summarize(table(pg_hit=[1.0, 0.0], flat=[0.0, nan]))
+
+
+def test_summarize_reads_flat_as_booleans_or_zero_one():
+    check_summary(table(pg_hit=[1.0, 0.0], flat=[0, 1]), {"pg_accuracy": 1.0, "n_flat": 1})
+    check_summary(table(pg_hit=[1.0, 0.0], flat=[False, True]), {"pg_accuracy": 1.0,
+                                                                 "n_flat": 1})

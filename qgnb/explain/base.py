@@ -7,7 +7,9 @@ images share a size, else a list of ``(H_i, W_i)`` tensors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -23,8 +25,9 @@ Maps = torch.Tensor | list[torch.Tensor]
 class Explainer(Protocol):
     """``explainer(images, phrases) -> maps`` at image resolution (see the module docstring).
 
-    ``config`` describes the explainer (class, checkpoint, layer, ...): the map store keys its
-    runs on it, so two explainers with equal configs must give equal maps.
+    ``config`` describes the explainer (class, checkpoint, recipe, layer, ...). With its
+    ``model``, ``processor`` and ``tokenizer`` attributes (those it has) it is what
+    `fingerprint` digests: two explainers with equal fingerprints must give equal maps.
     """
 
     config: dict[str, Any]
@@ -173,3 +176,109 @@ def frozen_parameters(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     finally:
         for parameter, flag in flags:
             parameter.requires_grad_(flag)
+
+
+# The attributes whose content, beside `config`, decides an explainer's maps. Listed once here
+# so that every explainer (BLIP, ALBEF, CLIP, zoo, real checkpoints) is fingerprinted alike.
+CONTENT_PARTS = ("model", "processor", "tokenizer")
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a module's class and state: every parameter's and buffer's name, dtype, shape
+    and bytes. Equal digests mean equal weights, wherever the module was loaded from.
+
+    >>> layer = torch.nn.Linear(2, 1)
+    >>> copy = torch.nn.Linear(2, 1)
+    >>> _ = copy.load_state_dict(layer.state_dict())
+    >>> same = weights_digest(copy) == weights_digest(layer)
+    >>> with torch.no_grad():
+    ...     _ = copy.bias.add_(1e-6)
+    >>> same, weights_digest(copy) == weights_digest(layer)
+    (True, False)
+    """
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"\n{name} {flat.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def content_digest(part: Any, what: str = "part") -> str:
+    """SHA-256 of what decides how ``part`` (a model, processor or tokenizer) behaves.
+
+    A ``torch.nn.Module``: `weights_digest`. A tokenizer: its full serialised definition (fast
+    tokenizers: vocabulary, normaliser, pre-tokeniser, post-processor) or else its vocabulary
+    and settings. A `transformers` processor: the digests of its parts. Anything with
+    ``to_dict`` (image processors, configs): that dict. Anything else raises ``ValueError``
+    (``what`` names it): a map store cannot tell its maps apart.
+
+    >>> from transformers import BlipImageProcessor
+    >>> small = BlipImageProcessor(size={"height": 32, "width": 32})
+    >>> content_digest(small) == content_digest(BlipImageProcessor())
+    False
+    """
+    if isinstance(part, torch.nn.Module):
+        return weights_digest(part)
+    kind = f"{type(part).__module__}.{type(part).__qualname__}"
+    if hasattr(part, "get_vocab"):
+        backend = getattr(part, "backend_tokenizer", None)
+        if backend is not None:
+            settings = json.loads(backend.to_str())
+            # Each call sets the backend's padding and truncation for that call: not content.
+            settings.pop("padding", None)
+            settings.pop("truncation", None)
+        else:
+            settings = {"vocab": part.get_vocab(), "init": part.init_kwargs}
+        text = _canonical({"kind": kind, "tokenizer": settings,
+                           "special": part.special_tokens_map,
+                           "added": {str(k): str(v) for k, v in
+                                     part.added_tokens_decoder.items()}})
+    elif hasattr(part, "get_attributes"):  # a transformers processor: its parts
+        text = _canonical({"kind": kind, **{name: content_digest(getattr(part, name), name)
+                                            for name in part.get_attributes()}})
+    elif hasattr(part, "to_dict"):
+        text = _canonical({"kind": kind, "settings": part.to_dict()})
+    else:
+        raise ValueError(f"the explainer's {what} ({kind}) has no content qgnb can fingerprint "
+                         "(not a torch module, tokenizer or processor); a map store cannot "
+                         f"tell its maps from another {what}'s")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(explainer: Any) -> dict[str, Any]:
+    """What made an explainer's maps: its ``config`` and the `content_digest` of each of its
+    `CONTENT_PARTS` (``model``, ``processor``, ``tokenizer``) that it has.
+
+    The map store keys on this: a retrained checkpoint at the same path, another tokenizer or
+    another image size all change it. An explainer without a ``config`` mapping (a lambda, a
+    plain function) raises ``ValueError``: nothing says what made its maps.
+
+    >>> class Centre:
+    ...     config = {"explainer": "Centre", "radius": 2}
+    ...     def __call__(self, images, phrases): ...
+    >>> fingerprint(Centre())
+    {'config': {'explainer': 'Centre', 'radius': 2}}
+    >>> fingerprint(lambda images, phrases: None)
+    Traceback (most recent call last):
+    ...
+    ValueError: explainer <lambda> has no `config` ...
+    """
+    config = getattr(explainer, "config", None)
+    if not isinstance(config, Mapping):
+        named = explainer if hasattr(explainer, "__qualname__") else type(explainer)
+        raise ValueError(
+            f"explainer {named.__qualname__} has no `config` (a dict that names everything "
+            "its maps depend on), so a map store cannot tell its maps from another explainer's. "
+            "Give it one (e.g. a class with `config = {\"explainer\": \"mine\", ...}`), or "
+            "run without a store.")
+    result: dict[str, Any] = {"config": json.loads(_canonical(dict(config)))}
+    for name in CONTENT_PARTS:
+        part = getattr(explainer, name, None)
+        if part is not None:
+            result[name] = content_digest(part, name)
+    return result
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

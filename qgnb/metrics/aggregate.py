@@ -28,7 +28,8 @@ def summarize(table: pd.DataFrame) -> pd.Series:
     (0.5, 0.5, 1.0, 1, 3)
     """
     _check_columns(table, "table")
-    scored = table[~table["flat"].astype(bool)]
+    flat = _flags(table["flat"], "table")
+    scored = table[~flat]
     certain = scored[scored["pg_uncertain"] == 0]
     values = {
         "pg_accuracy": _mean(scored["pg_hit"]),
@@ -37,7 +38,7 @@ def summarize(table: pd.DataFrame) -> pd.Series:
     }
     for name in ("soft_iou", "soft_dice", "hard_iou", "hard_dice", "wdp", "io_ratio"):
         values[f"mean_{name}"] = _mean(scored[name])
-    values["n_flat"] = int(table["flat"].astype(bool).sum())
+    values["n_flat"] = int(flat.sum())
     values["n"] = len(table)
     return pd.Series(values, dtype=object).rename("summary")
 
@@ -46,8 +47,9 @@ def compare(table_a: pd.DataFrame, table_b: pd.DataFrame, *, n_boot: int = 2000,
             seed: int = 0) -> pd.DataFrame:
     """Paired comparison of two score tables of the same samples: model b minus model a.
 
-    Rows are paired by ``id`` when both tables have one (the id sets must match), otherwise by
-    position (the lengths must match). Samples flat in either table are dropped from both.
+    Rows are paired by ``id`` when both tables have one (the id sets must match), by position
+    when neither has (the lengths must match); a table with ``id`` is never paired by position
+    with one without. Samples flat in either table are dropped from both.
     Per metric: ``mean_a``, ``mean_b``, ``diff`` (mean of ``b - a`` over the pairs) and the
     95% interval ``ci_low``, ``ci_high`` of a percentile bootstrap over samples
     (``scipy.stats.bootstrap``, ``n_boot`` resamples, seeded), and ``n`` pairs used.
@@ -62,7 +64,7 @@ def compare(table_a: pd.DataFrame, table_b: pd.DataFrame, *, n_boot: int = 2000,
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     a, b = _pair(table_a, table_b)
-    keep = ~(a["flat"].astype(bool).to_numpy() | b["flat"].astype(bool).to_numpy())
+    keep = ~(_flags(a["flat"], "table_a").to_numpy() | _flags(b["flat"], "table_b").to_numpy())
     rng = np.random.default_rng(seed)
     rows = {}
     for name in METRIC_COLUMNS:
@@ -98,6 +100,10 @@ def _pair(table_a: pd.DataFrame, table_b: pd.DataFrame) -> tuple[pd.DataFrame, p
                              f"{sorted(only_b, key=str)[:5]}")
         b = table_b.set_index("id").loc[table_a["id"]].reset_index()
         return table_a.reset_index(drop=True), b
+    if "id" in table_a.columns or "id" in table_b.columns:
+        has, lacks = ("table_a", "table_b") if "id" in table_a.columns else ("table_b", "table_a")
+        raise ValueError(f"{has} has an id column and {lacks} has none: pairing them by position "
+                         f"could pair different samples; give {lacks} its ids (or drop both)")
     if len(table_a) != len(table_b):
         raise ValueError(f"the tables have {len(table_a)} and {len(table_b)} rows; without an "
                          "id column they are paired by position, so lengths must match")
@@ -114,3 +120,18 @@ def _check_columns(table: pd.DataFrame, name: str) -> None:
 def _mean(values: pd.Series) -> float:
     values = values.astype(float)
     return float(values.mean()) if values.notna().any() else float("nan")
+
+
+def _flags(column: pd.Series, name: str) -> pd.Series:
+    # `astype(bool)` would read the string "False" as True: accept only booleans (or 0/1).
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(bool)
+    if pd.api.types.is_numeric_dtype(column) and column.isin([0, 1]).all():
+        return column.astype(bool)
+    bad = column[~column.isin([0, 1, True, False]) | column.isna()]
+    shown = bad.iloc[0] if len(bad) else column.iloc[0]
+    row = bad.index[0] if len(bad) else column.index[0]
+    shown = shown.item() if hasattr(shown, "item") else shown  # np.float64(nan) -> nan
+    raise ValueError(f"{name}: column 'flat' must hold booleans (or 0/1), got {shown!r} "
+                     f"({type(shown).__name__}) in row {row!r}; a CSV read back with "
+                     "pandas.read_csv keeps True/False as booleans")
