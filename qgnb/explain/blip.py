@@ -11,6 +11,7 @@ from PIL import Image
 from transformers import BlipForImageTextRetrieval, BlipProcessor
 
 from qgnb.explain.base import load_pretrained
+from qgnb.explain.checkpoint import verify_pretrained
 from qgnb.explain.cross_attention import BLIP_ROUTE, CrossAttentionExplainer
 
 # LAVIS' `compute_gradcam` default for BLIP (12 text layers); ALBEF/AMC use 8.
@@ -68,6 +69,7 @@ class BlipExplainer(CrossAttentionExplainer):
         ...
         FileNotFoundError: BLIP model 'Salesforce/no-such-model' not found ...
         """
+        verify_pretrained(name_or_path, "blip")
         model = load_pretrained(BlipForImageTextRetrieval, name_or_path, "BLIP model",
                                 HUB_EXAMPLE)
         processor = load_pretrained(BlipProcessor, name_or_path, "BLIP processor", HUB_EXAMPLE)

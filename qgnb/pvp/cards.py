@@ -13,6 +13,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from qgnb.explain.checkpoint import verify_checkpoint
 from qgnb.pvp.model import TinyVLM, build_vlm, vision_tower
 from qgnb.pvp.tokenizer import PVPTokenizer
 
@@ -77,6 +78,7 @@ def load_directory(directory: Path) -> tuple[TinyVLM, PVPTokenizer, Any]:
     directory = Path(directory)
     if not (directory / "model.safetensors").is_file():
         raise FileNotFoundError(f"no PVP checkpoint at {directory} (missing model.safetensors)")
+    verify_checkpoint(directory, require=("card.json", "tokenizer.json"))
     info = json.loads((directory / "card.json").read_text())
     tokenizer = PVPTokenizer.from_str((directory / "tokenizer.json").read_text())
     tower, processor = vision_tower(info["vision"])
