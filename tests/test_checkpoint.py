@@ -121,3 +121,14 @@ def test_pvp_checkpoint_defects_are_named(pvp):
 def test_docstring_examples():
     result = doctest.testmod(checkpoint, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_truncated_cards_are_named(blip, pvp):
+    from qgnb.zoo.cards import card as zoo_card
+
+    (blip / "card.json").write_text('{"heldout": {"met')
+    with pytest.raises(ValueError, match=r"shapes-blip-base/card\.json: not valid JSON, truncated"):
+        zoo_card("shapes-blip-base")
+    (pvp / "card.json").write_text('{"name": "pvp-conn')
+    with pytest.raises(ValueError, match=r"pvp-connector/card\.json: not valid JSON, truncated"):
+        cards.card("pvp-connector", root=pvp.parent)

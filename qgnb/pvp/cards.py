@@ -13,6 +13,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from qgnb.data.records import read_json
 from qgnb.explain.checkpoint import verify_checkpoint
 from qgnb.pvp.model import TinyVLM, build_vlm, vision_tower
 from qgnb.pvp.tokenizer import PVPTokenizer
@@ -43,7 +44,7 @@ def card(name: str, root: Path = CHECKPOINTS) -> dict[str, Any]:
             f"PVP checkpoint {name!r} has no card at {path}; train it with "
             f"`python -m qgnb.pvp.train {name}`"
         )
-    return json.loads(path.read_text())
+    return read_json(path, f"PVP checkpoint {name!r} card")
 
 
 def save(model: TinyVLM, tokenizer: PVPTokenizer, info: dict[str, Any], directory: Path) -> None:
