@@ -335,16 +335,36 @@ def _top_level_pixels(x: torch.Tensor, row_max: torch.Tensor, scale: torch.Tenso
                       flat: torch.Tensor, levels: int | None) -> tuple[torch.Tensor, ...]:
     """``(sample, row, col)`` of the pixels at the quantised global maximum, row-major.
 
-    Quantisation is monotone, so a row holds such a pixel exactly when its maximum is at the
-    top level: only those few rows are read again."""
-    top_level = quantise(torch.ones((), dtype=x.dtype, device=x.device), levels)
-    level_rows = quantise(row_max.clamp_min(0) / scale[:, None], levels) == top_level
-    level_rows &= ~flat[:, None]
+    A pixel is at the top level exactly when ``x >= t`` for its sample's threshold ``t``
+    (:func:`_top_level_threshold`), so a row holds one exactly when its maximum is ``>= t``:
+    only those few rows are read again, with one comparison a pixel."""
+    t = _top_level_threshold(torch.where(flat, 1, row_max.amax(dim=1)), scale, levels)
+    level_rows = (row_max >= t[:, None]) & ~flat[:, None]
     sample, r = level_rows.nonzero().unbind(1)
-    rows = x[sample, r]
-    k, c = (quantise(rows.clamp_min(0) / scale[sample, None], levels) == top_level
-            ).nonzero().unbind(1)
+    k, c = (x[sample, r] >= t[sample, None]).nonzero().unbind(1)
     return sample[k], r[k], c
+
+
+def _top_level_threshold(top: torch.Tensor, scale: torch.Tensor,
+                         levels: int | None) -> torch.Tensor:
+    """Per sample, the smallest float ``t`` whose quantised value ``quantise(relu(t) / scale)``
+    is the top level (``top``, the maximum, is at it). That test is monotone in ``t``, and
+    non-negative floats are ordered like their bit patterns, so bisecting the bit patterns
+    between 0 and ``top`` finds ``t`` exactly, with the very operations ``quantise`` uses
+    (a threshold computed in closed form could differ from them by a rounding)."""
+    bits = torch.int32 if top.dtype == torch.float32 else torch.int64
+    top_level = quantise(torch.ones((), dtype=top.dtype, device=top.device), levels)
+
+    def at_top(pattern: torch.Tensor) -> torch.Tensor:
+        return quantise(pattern.view(top.dtype).clamp_min(0) / scale, levels) == top_level
+
+    low = torch.zeros_like(top).view(bits)  # 0.0: below the top level (top_level >= 1)
+    high = top.contiguous().view(bits)
+    while bool((high - low > 1).any()):
+        middle = low + (high - low) // 2
+        up = at_top(middle)
+        high, low = torch.where(up, middle, high), torch.where(up, low, middle)
+    return high.view(top.dtype)
 
 
 def _hit(r: torch.Tensor, c: torch.Tensor, ranges: torch.Tensor, tol: float) -> torch.Tensor:
