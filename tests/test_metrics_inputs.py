@@ -92,3 +92,13 @@ def test_numpy_scalar_options_equal_python_numbers():
         score(maps, boxes, tol=True)
     with pytest.raises(ValueError, match="nms_window must be an odd integer"):
         score(maps, boxes, nms_window=np.float64(5.0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_cpu_on_noisy_and_saturated_maps():
+    # The sorted-search NMS and the threshold bisection on the device, both NMS paths.
+    gen = torch.Generator().manual_seed(8)
+    maps = torch.rand(6, 96, 128, generator=gen) ** 4
+    maps[5] = maps[5].clamp_max(0.5)  # saturated: the dense separable path
+    boxes = [[[5, 5, 30, 40]], [[0, 0, 128, 10], [60, 30, 128, 96]]] * 3
+    check_same_table(score(maps, boxes, tol=4), score(maps.cuda(), boxes, tol=4))
