@@ -132,3 +132,19 @@ def test_truncated_cards_are_named(blip, pvp):
     (pvp / "card.json").write_text('{"name": "pvp-conn')
     with pytest.raises(ValueError, match=r"pvp-connector/card\.json: not valid JSON, truncated"):
         cards.card("pvp-connector", root=pvp.parent)
+
+
+def test_cached_hub_snapshot_is_verified_too(blip, tmp_path, monkeypatch):
+    # A repository id resolves to its snapshot in the Hugging Face cache, checked like a folder.
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--blip-copy" / "snapshots" / "abc123"
+    shutil.copytree(blip, snapshot)
+    (cache / "models--someone--blip-copy" / "refs").mkdir()
+    (cache / "models--someone--blip-copy" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    (snapshot / "tokenizer.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"snapshots/abc123/tokenizer\.json \(or "
+                       r"vocab\.txt\): missing"):
+        BlipExplainer.from_pretrained("someone/blip-copy")
