@@ -148,3 +148,18 @@ def test_cached_hub_snapshot_is_verified_too(blip, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"snapshots/abc123/tokenizer\.json \(or "
                        r"vocab\.txt\): missing"):
         BlipExplainer.from_pretrained("someone/blip-copy")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda card: card["lm"].update(hidden=64), r"needs width 128 \(got 64\)"),
+    (lambda card: card.pop("grid"), r"KeyError: 'grid'"),
+])
+def test_pvp_card_of_another_model_is_named(pvp, change, message):
+    import json
+
+    card = json.loads((pvp / "card.json").read_text())
+    change(card)
+    (pvp / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=r"pvp-connector/model\.safetensors does not fit the "
+                       rf"model that .*pvp-connector/card\.json describes \(.*{message}"):
+        cards.load_directory(pvp)
