@@ -65,7 +65,8 @@ def test_one_sample_per_boxed_phrase_with_all_chain_boxes(root):
 
 def test_phrases_without_boxes_are_skipped_and_counted(root):
     skipped = load_flickr30k_entities(root).skipped
-    assert skipped == {"notvisual": 1, "scene": 1, "nobndbox": 1, "unannotated": 1}
+    assert skipped == {"notvisual": 1, "scene": 1, "nobndbox": 1, "unannotated": 1,
+                       "bad_box": 0}
 
 
 def test_unknown_split_and_missing_files(root):
@@ -78,10 +79,49 @@ def test_unknown_split_and_missing_files(root):
         load_flickr30k_entities(root)
 
 
-def test_box_outside_the_image_names_file_and_object(root):
-    write_image(root, "1002", [box(["3"], 1, 1, 60, 40)], "[/EN#3/other A kite] .\n")
-    with pytest.raises(ValueError, match=r"1002.xml: object 0 \(entity 3\).*outside the 50x40"):
-        load_flickr30k_entities(root)
+@pytest.mark.parametrize("corners", [(1, 1, 60, 40), (1, 5, 50, 4), (9, 1, 8, 40)])
+def test_degenerate_box_in_the_data_is_skipped_and_counted_or_raised(root, corners):
+    # Outside the 50x40 image, zero height (ymax = ymin - 1), inverted: the kite's phrase (its
+    # chain's only box) is left out and counted; 1001's phrases all load.
+    write_image(root, "1002", [box(["3"], *corners)], "[/EN#3/other A kite] .\n")
+    data = load_flickr30k_entities(root, progress=False)
+    assert [s.phrase for s in data] == ["Two men", "a sign", "The red sign"]
+    assert data.skipped["bad_box"] == 1 and data.skipped["unannotated"] == 1
+    with pytest.raises(ValueError, match=r"1002.xml: object 0 \(entity 3\): box .*"
+                       r"(outside the 50x40|empty or inverted)"):
+        load_flickr30k_entities(root, bad_boxes="raise")
+
+
+def test_one_bad_box_of_a_chain_leaves_out_the_chains_phrases(root):
+    # Chain 5 ("Two men") has two boxes; with one degenerate, its region would be incomplete.
+    objects = [box(["5"], 1, 2, 10, 20), box(["5"], 21, 1, 20, 40), box(["6", "7"], 41, 11, 50, 15)]
+    write_image(root, "1001", objects, SENTENCES_1001)
+    data = load_flickr30k_entities(root, progress=False)
+    assert [s.phrase for s in data] == ["a sign", "The red sign", "A kite"]
+    assert data.skipped["bad_box"] == 1
+
+
+def test_malformed_files_are_named(root):
+    (root / "Sentences" / "1002.txt").write_bytes(b"[/EN#3/other A \xe9kite] .\n")
+    with pytest.raises(ValueError, match=r"1002.txt: not UTF-8 text at byte 15"):
+        load_flickr30k_entities(root, progress=False)
+    write_image(root, "1002", [box(["3"], 1, 1, "5.5", 5)], "[/EN#3/other A kite] .\n")
+    with pytest.raises(ValueError, match=r"1002.xml: object 0 \(entity 3\): <bndbox> needs "
+                       "integer"):
+        load_flickr30k_entities(root, progress=False)
+    (root / "Annotations" / "1002.xml").write_text(
+        XML.format(id="1002", objects="").replace("<width>50</width>", "<width>wide</width>"))
+    with pytest.raises(ValueError, match=r"1002.xml: missing or malformed <size>"):
+        load_flickr30k_entities(root, progress=False)
+
+
+def test_truncated_jpeg_names_path_and_sample(root):
+    image = root / "flickr30k-images" / "1002.jpg"
+    image.write_bytes(image.read_bytes()[:200])
+    data = load_flickr30k_entities(root, progress=False)
+    with pytest.raises(ValueError, match=r"1002.txt: line 1 phrase 0 \(entity 3\): sample "
+                       r"'flickr30k_entities/1002/0/0': image .*1002\.jpg cannot be read"):
+        data[3]
 
 
 def test_malformed_sentence_and_xml_are_named(root):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_metrics_reference import check_against_reference, samples
 
-from qgnb.metrics import score
+from qgnb.metrics import find_peaks, score
 
 
 def check_same_table(first, second):
@@ -66,3 +66,39 @@ def test_cuda_equals_cpu():
     boxes = [[[3, 4, 20, 25], [0, 0, 5, 5]]] * 8
     check_same_table(score(maps, boxes, tol=15), score(maps.cuda(), boxes, tol=15))
 
+
+
+def test_maps_that_require_grad_are_scored_as_their_values():
+    # Maps straight from an explainer may still be part of an autograd graph.
+    rng = np.random.default_rng(6)
+    values = torch.tensor(rng.random((3, 12, 10)), dtype=torch.float32)
+    boxes = [[[1, 1, 6, 8]], [[0, 0, 3, 3]], [[4, 2, 10, 12]]]
+    graph = values.clone().requires_grad_(True) * 1.0
+    expected = score(values, boxes, tol=2)
+    check_same_table(score(graph, boxes, tol=2), expected)
+    check_same_table(score(list(graph), boxes, tol=2), expected)
+    peaks, _ = find_peaks(graph[0], nms_window=3)
+    assert peaks.tolist() == find_peaks(values[0], nms_window=3)[0].tolist()
+
+
+def test_numpy_scalar_options_equal_python_numbers():
+    rng = np.random.default_rng(7)
+    maps = rng.random((4, 20, 20)).astype(np.float32)
+    boxes = [[[2, 2, 9, 9]], [[10, 0, 20, 5]], [[0, 10, 4, 20]], [[5, 5, 6, 6]]]
+    check_same_table(score(maps, boxes, tol=np.int64(15), nms_window=np.int64(5),
+                           levels=np.int32(64), threshold=np.float32(0.25)),
+                     score(maps, boxes, tol=15, nms_window=5, levels=64, threshold=0.25))
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0, got True"):
+        score(maps, boxes, tol=True)
+    with pytest.raises(ValueError, match="nms_window must be an odd integer"):
+        score(maps, boxes, nms_window=np.float64(5.0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_cpu_on_noisy_and_saturated_maps():
+    # The sorted-search NMS and the threshold bisection on the device, both NMS paths.
+    gen = torch.Generator().manual_seed(8)
+    maps = torch.rand(6, 96, 128, generator=gen) ** 4
+    maps[5] = maps[5].clamp_max(0.1)  # saturated (44% at the top): the dense separable path
+    boxes = [[[5, 5, 30, 40]], [[0, 0, 128, 10], [60, 30, 128, 96]]] * 3
+    check_same_table(score(maps, boxes, tol=4), score(maps.cuda(), boxes, tol=4))

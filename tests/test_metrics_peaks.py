@@ -51,3 +51,21 @@ def test_zero_background_has_no_peaks():
     # Level 0 is background: (0, 0) is the first pixel of a zero plateau but not a peak.
     check_peaks(point_map(1, 9, {(0, 8): 1.0}), [[0, 8]], [True], nms_window=3)
 
+
+
+def test_top_level_threshold_is_the_first_float_at_the_top_level():
+    # The bisection's threshold t: quantise(t / max) is the top level, the float below is not.
+    import torch
+
+    from qgnb.metrics.batched import _top_level_threshold
+    from qgnb.metrics.peaks import quantise
+
+    for dtype in (torch.float32, torch.float64):
+        top = torch.tensor([1.0, 3.7, 1e-30, 2.5e20], dtype=dtype)
+        for levels in (256, 4, None):
+            t = _top_level_threshold(top, top, levels)
+            level = quantise(torch.ones((), dtype=dtype), levels)
+            below = torch.nextafter(t, torch.zeros_like(t))
+            assert (quantise(t / top, levels) == level).all()
+            assert (quantise(below / top, levels) < level).all()
+    assert _top_level_threshold(torch.tensor([1.0]), torch.tensor([1.0]), None).item() == 1.0

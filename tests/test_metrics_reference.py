@@ -114,3 +114,34 @@ def test_saturated_maps_equal_reference():
     check_against_reference(maps, boxes, tol=3)
     check_against_reference(maps, boxes, nms_window=7, levels=None)
 
+
+
+def test_noisy_texture_equals_reference():
+    # rand**4: tens of pixels tie at the top level, scattered over the map (the sorted-search
+    # NMS; the dense path used to run here), at the default window and wider ones.
+    gen = torch.Generator().manual_seed(3)
+    maps = torch.rand(6, 96, 128, generator=gen) ** 4
+    boxes = [[[5, 5, 30, 40]], [[0, 0, 128, 10], [60, 30, 128, 96]], [[40, 20, 41, 21]]] * 2
+    assert (score(maps, boxes)["n_top_peaks"] >= 3).all()
+    check_against_reference(maps, boxes, tol=4)
+    check_against_reference(maps, boxes, nms_window=9)
+    check_against_reference(maps, boxes, nms_window=31, levels=64)
+
+
+def test_top_level_ties_at_the_window_edge():
+    # Window 5 (half 2). Map 0: (2, 2) suppresses (2, 4) (same row, 2 to the left) and
+    # (4, 0) (2 rows above, 2 columns right), not (2, 7) (5 to the left) nor (5, 5) (3 rows
+    # below); (4, 0) suppresses (5, 1). Map 1: (0, 0) is alone in its map, whatever map 0 has
+    # in its last row; (5, 0) is not near (4, 9), the row before it.
+    a = np.zeros((2, 6, 10), dtype=np.float32)
+    for r, c in [(2, 2), (2, 4), (4, 0), (2, 7), (5, 1), (5, 5), (5, 9)]:
+        a[0, r, c] = 1.0
+    for r, c in [(0, 0), (4, 9), (5, 0)]:
+        a[1, r, c] = 1.0
+    boxes = [[[0, 0, 3, 3]], [[0, 0, 1, 1]]]
+    table = score(a, boxes, nms_window=5)
+    assert table["n_top_peaks"].tolist() == [4, 3]
+    assert find_peaks(a[0], nms_window=5)[0].tolist() == [[2, 2], [2, 7], [5, 5], [5, 9]]
+    check_against_reference(a, boxes, nms_window=5)
+    check_against_reference(a, boxes, nms_window=3)
+    check_against_reference(a, boxes, nms_window=1)

@@ -10,22 +10,32 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from qgnb.data.records import Record, RecordDataset, checked_boxes, require_file
+from qgnb.data.records import (
+    DegenerateBox,
+    Record,
+    RecordDataset,
+    check_bad_boxes,
+    checked_boxes,
+    read_text,
+    require_file,
+)
 
 SPLITS = ("train", "val", "test")
-SKIP_REASONS = ("notvisual", "scene", "nobndbox", "unannotated")
+SKIP_REASONS = ("notvisual", "scene", "nobndbox", "unannotated", "bad_box")
 # One annotated phrase: "[/EN#18/people/other A man]" (chain id, types, words).
 _PHRASE = re.compile(r"\[/EN#(\d+)((?:/[^\s/\]]+)+) ([^\]]+)\]")
 
 
 @dataclass
 class _Boxes:
-    """The boxes of one image's XML, per entity chain id, and its scene/nobndbox flags."""
+    """The boxes of one image's XML, per entity chain id, its scene/nobndbox flags, and the
+    chains with a degenerate box (``bad``)."""
 
     size: tuple[int, int]
     boxes: dict[str, list[list[float]]] = field(default_factory=dict)
     scene: set[str] = field(default_factory=set)
     nobndbox: set[str] = field(default_factory=set)
+    bad: set[str] = field(default_factory=set)
 
 
 def _flag(element: ElementTree.Element, tag: str, source: str) -> bool:
@@ -38,7 +48,7 @@ def _flag(element: ElementTree.Element, tag: str, source: str) -> bool:
         raise ValueError(f"{source}: <{tag}> is {text!r}, expected an integer") from None
 
 
-def _read_boxes(path: Path) -> _Boxes:
+def _read_boxes(path: Path, bad_boxes: str) -> _Boxes:
     try:
         root = ElementTree.parse(path).getroot()
     except ElementTree.ParseError as error:
@@ -68,7 +78,13 @@ def _read_boxes(path: Path) -> _Boxes:
         except (TypeError, ValueError):
             raise ValueError(f"{source}: <bndbox> needs integer xmin, ymin, xmax, ymax") from None
         # 1-based inclusive pixel indices -> continuous xyxy.
-        (checked,) = checked_boxes([[xmin - 1, ymin - 1, xmax, ymax]], size, source)
+        try:
+            (checked,) = checked_boxes([[xmin - 1, ymin - 1, xmax, ymax]], size, source)
+        except DegenerateBox:
+            if bad_boxes == "raise":
+                raise
+            parsed.bad.update(names)
+            continue
         for name in names:
             parsed.boxes.setdefault(name, []).append(checked)
     return parsed
@@ -93,7 +109,7 @@ def _phrases(line: str, source: str) -> tuple[str, list[tuple[str, list[str], st
 
 
 def load_flickr30k_entities(
-    root: str | Path, split: str = "test", progress: bool = True
+    root: str | Path, split: str = "test", progress: bool = True, bad_boxes: str = "skip"
 ) -> RecordDataset:
     """Load a Flickr30k Entities split: one sample per phrase occurrence that has a box.
 
@@ -108,8 +124,12 @@ def load_flickr30k_entities(
     ``first_word_index`` in it, ``entity_id`` and ``phrase_types``. ``progress`` shows a
     progress bar over the split's images.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and the
-    record for an unknown split, malformed XML or sentence, or a box outside its image.
+    A box that is malformed in the data set itself (``xmax < xmin``, ``ymax < ymin``, or
+    outside its image) leaves out every phrase of its chains (their region would be
+    incomplete), counted in ``dataset.skipped["bad_box"]``; ``bad_boxes="raise"`` raises
+    instead. Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file
+    and the record for an unknown split, malformed XML, a sentence file that is not UTF-8 or
+    holds a malformed phrase annotation, or a non-integer coordinate.
 
     Example:
         >>> data = load_flickr30k_entities("/data/flickr30k_entities")  # doctest: +SKIP
@@ -118,22 +138,26 @@ def load_flickr30k_entities(
     """
     if split not in SPLITS:
         raise ValueError(f"load_flickr30k_entities: unknown split {split!r}; expected {SPLITS}")
+    check_bad_boxes(bad_boxes, "load_flickr30k_entities")
     root = Path(root)
-    id_list = require_file(root / f"{split}.txt", f"Flickr30k Entities {split} id list")
-    image_ids = [line.strip() for line in id_list.read_text().splitlines() if line.strip()]
+    id_list = read_text(root / f"{split}.txt", f"Flickr30k Entities {split} id list")
+    image_ids = [line.strip() for line in id_list.splitlines() if line.strip()]
     records: list[Record] = []
     skipped: Counter[str] = Counter({reason: 0 for reason in SKIP_REASONS})
     for image_id in tqdm(image_ids, desc=f"Flickr30k Entities {split}", disable=not progress):
         xml_path = require_file(root / "Annotations" / f"{image_id}.xml", "annotation")
         text_path = require_file(root / "Sentences" / f"{image_id}.txt", "sentences")
         image_path = require_file(root / "flickr30k-images" / f"{image_id}.jpg", "image")
-        annotation = _read_boxes(xml_path)
-        lines = [line for line in text_path.read_text(encoding="utf-8").splitlines() if line]
+        annotation = _read_boxes(xml_path, bad_boxes)
+        lines = [line for line in read_text(text_path, "sentences").splitlines() if line]
         for s, line in enumerate(lines):
             sentence, phrases = _phrases(line, f"{text_path}: line {s + 1}")
             for p, (chain, types, phrase, first_word) in enumerate(phrases):
                 if chain == "0":
                     skipped["notvisual"] += 1
+                    continue
+                if chain in annotation.bad:
+                    skipped["bad_box"] += 1
                     continue
                 if chain not in annotation.boxes:
                     reason = (

@@ -23,6 +23,84 @@ from qgnb.data.sample import Sample
 # Annotation tools round box corners; an overshoot up to this many pixels past the image edge
 # is clipped, anything more is reported as bad input.
 EDGE_TOLERANCE = 1.0
+# What a loader does with a box that is malformed in the data set itself (empty, inverted,
+# outside its image): leave its phrase out and count it (``skipped["bad_box"]``), or raise.
+BAD_BOX_POLICIES = ("skip", "raise")
+
+
+class DegenerateBox(ValueError):
+    """A well-formed box whose geometry is wrong: empty, inverted, or outside its image."""
+
+
+def check_bad_boxes(bad_boxes: str, loader: str) -> None:
+    """Raise ``ValueError`` unless ``bad_boxes`` is one of ``BAD_BOX_POLICIES``.
+
+    Example:
+        >>> check_bad_boxes("keep", "load_refcoco")
+        Traceback (most recent call last):
+        ...
+        ValueError: load_refcoco: bad_boxes must be one of ('skip', 'raise'), got 'keep'
+    """
+    if bad_boxes not in BAD_BOX_POLICIES:
+        raise ValueError(f"{loader}: bad_boxes must be one of {BAD_BOX_POLICIES}, got "
+                         f"{bad_boxes!r}")
+
+
+def is_number(value: Any) -> bool:
+    """Whether an annotation value is a real number (``True`` and ``"3"`` are not).
+
+    Example:
+        >>> is_number(3), is_number(2.5), is_number(True), is_number("3")
+        (True, True, False, False)
+    """
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_TYPE_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object",
+               bool: "a boolean"}
+
+
+def take(record: Any, key: str, kind: type, source: str) -> Any:
+    """``record[key]``, checked to be of type ``kind`` (``int`` excludes ``bool``).
+
+    Raises ``ValueError`` naming ``source``, the field and the offending value when the record
+    is not a mapping, lacks the field, or holds another type.
+
+    Example:
+        >>> take({"id": 3}, "id", int, "a.json: image 0")
+        3
+        >>> take({"id": "3"}, "id", int, "a.json: image 0")
+        Traceback (most recent call last):
+        ...
+        ValueError: a.json: image 0: field 'id' must be an integer, got '3' (str)
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"{source}: malformed record, expected an object with a {key!r} "
+                         f"field, got {type(record).__name__}")
+    if key not in record:
+        raise ValueError(f"{source}: malformed record, no {key!r} field")
+    value = record[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{source}: field {key!r} must be {_TYPE_NAMES.get(kind, kind.__name__)}"
+                         f", got {value!r} ({type(value).__name__})")
+    return value
+
+
+def numbers(value: Any, count: int, source: str, what: str) -> list[float]:
+    """``value`` as a list of ``count`` floats; anything else (strings included) is refused.
+
+    Example:
+        >>> numbers([1, 2.5, 3, 4], 4, "a.json: annotation 7", "bbox")
+        [1.0, 2.5, 3.0, 4.0]
+        >>> numbers(["1", "2", "3", "4"], 4, "a.json: annotation 7", "bbox")
+        Traceback (most recent call last):
+        ...
+        ValueError: a.json: annotation 7: bbox ['1', '2', '3', '4'] must be 4 numbers
+    """
+    if not isinstance(value, list | tuple) or len(value) != count or not all(
+            is_number(v) for v in value):
+        raise ValueError(f"{source}: {what} {value!r} must be {count} numbers")
+    return [float(v) for v in value]
 
 
 @dataclass(frozen=True)
@@ -82,7 +160,7 @@ def checked_polygons(segmentation: Any, source: str) -> list[list[float]] | None
     for polygon in segmentation:
         if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
             raise ValueError(f"{source}: polygon {polygon} must list >= 3 (x, y) points")
-        polygons.append([float(v) for v in polygon])
+        polygons.append(numbers(polygon, len(polygon), source, "polygon"))
     return polygons
 
 
@@ -91,8 +169,10 @@ def checked_boxes(
 ) -> list[list[float]]:
     """Validate ``xyxy`` boxes against a ``(width, height)`` image, clipping tiny overshoots.
 
-    Raises ``ValueError`` naming ``source`` for a malformed, non-finite, empty or inverted box,
-    or one that reaches more than ``EDGE_TOLERANCE`` pixels outside the image.
+    Raises ``ValueError`` naming ``source`` for a malformed or non-finite box, and its subclass
+    ``DegenerateBox`` for an empty or inverted box or one that reaches more than
+    ``EDGE_TOLERANCE`` pixels outside the image (a defect of the data set, which loaders may
+    skip).
 
     Example:
         >>> checked_boxes([[-0.5, 0, 10.4, 5]], (10, 10), "file.json: record 3")
@@ -101,27 +181,22 @@ def checked_boxes(
     width, height = image_size
     result = []
     for box in boxes:
-        if len(box) != 4:
-            raise ValueError(f"{source}: box {list(box)} must have 4 numbers")
-        try:
-            x1, y1, x2, y2 = (float(v) for v in box)
-        except (TypeError, ValueError):
-            raise ValueError(f"{source}: box {list(box)} is not numeric") from None
+        x1, y1, x2, y2 = numbers(box, 4, source, "box")
         if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
             raise ValueError(f"{source}: box {list(box)} has a non-finite coordinate")
         if x2 <= x1 or y2 <= y1:
-            raise ValueError(f"{source}: box {[x1, y1, x2, y2]} is empty or inverted")
+            raise DegenerateBox(f"{source}: box {[x1, y1, x2, y2]} is empty or inverted")
         if (
             min(x1, y1) < -EDGE_TOLERANCE
             or x2 > width + EDGE_TOLERANCE
             or y2 > height + EDGE_TOLERANCE
         ):
-            raise ValueError(
+            raise DegenerateBox(
                 f"{source}: box {[x1, y1, x2, y2]} lies outside the {width}x{height} image"
             )
         clipped = [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            raise ValueError(f"{source}: box {[x1, y1, x2, y2]} is empty inside the image")
+            raise DegenerateBox(f"{source}: box {[x1, y1, x2, y2]} is empty inside the image")
         result.append(clipped)
     if not result:
         raise ValueError(f"{source}: no boxes")
@@ -150,15 +225,34 @@ def read_json(path: Path, what: str) -> Any:
         ...     read_json(Path(folder) / "a.json", "a list")
         [1, 2]
     """
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON, truncated or corrupt ({error})") from None
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a missing file or bytes that are not UTF-8 get an error
+    naming it (and the byte offset).
+
+    Example:
+        >>> "class Record" in read_text(Path(__file__), "this module")
+        True
+    """
     require_file(path, what)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text at byte {error.start} ({error.reason}); "
+                         f"is this the {what}?") from None
 
 
 def load_sample(record: Record) -> Sample:
     """Open ``record``'s image (converted to RGB) and build its :class:`Sample`.
+
+    An image that cannot be decoded (truncated, not an image) raises ``ValueError`` naming the
+    record, the sample id and the image path.
 
     Example:
         >>> import tempfile
@@ -169,8 +263,12 @@ def load_sample(record: Record) -> Sample:
         'RGB'
     """
     path = require_file(record.image_path, f"{record.source}: image")
-    with Image.open(path) as opened:
-        image = opened.convert("RGB")
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")  # decodes every pixel: a truncated file fails here
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{record.source}: sample {record.id!r}: image {path} cannot be read "
+                         f"({type(error).__name__}: {error})") from None
     if image.size != tuple(record.image_size):
         raise ValueError(
             f"{record.source}: image {path} is {image.size[0]}x{image.size[1]}, "

@@ -12,6 +12,7 @@ from transformers import BlipForImageTextRetrieval, BlipProcessor
 
 from qgnb.explain.albef import albef_image_transform
 from qgnb.explain.base import load_pretrained
+from qgnb.explain.checkpoint import verify_pretrained
 from qgnb.explain.cross_attention import BLIP_ROUTE, CrossAttentionExplainer
 from qgnb.explain.recipes import Recipe, get_recipe
 
@@ -93,6 +94,7 @@ class BlipExplainer(CrossAttentionExplainer):
         ...
         FileNotFoundError: BLIP model 'Salesforce/no-such-model' not found ...
         """
+        verify_pretrained(name_or_path, "blip")
         model = load_pretrained(BlipForImageTextRetrieval, name_or_path, "BLIP model",
                                 HUB_EXAMPLE)
         processor = load_pretrained(BlipProcessor, name_or_path, "BLIP processor", HUB_EXAMPLE)

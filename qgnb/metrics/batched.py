@@ -66,8 +66,6 @@ COLUMNS = METRIC_COLUMNS + ("flat", "n_top_peaks")
 CHUNK_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 25}
 # A progress bar from this many maps in one group (a few seconds of work on a laptop CPU).
 PROGRESS_FROM = 8192
-# Above this many pixels at the top level in one sample, its NMS runs dense instead of pairwise.
-PAIRWISE_LIMIT = 64
 
 
 def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = None,
@@ -94,7 +92,7 @@ def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = Non
     >>> float(row.pg_hit), float(row.pg_uncertain), int(row.n_top_peaks), float(row.io_ratio)
     (1.0, 1.0, 2, 0.5)
     """
-    check_options(tol, nms_window, levels, threshold)
+    tol, nms_window, levels, threshold = check_options(tol, nms_window, levels, threshold)
     ids = None if ids is None else list(ids)  # positional, whatever the container's index
     groups, n = _as_groups(maps, ids)
     if len(boxes) != n:
@@ -155,6 +153,7 @@ def _as_groups(maps, ids) -> tuple[list[tuple[np.ndarray, torch.Tensor]], int]:
 
 
 def _as_float(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach()  # a map straight from an explainer may still require grad
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
@@ -336,16 +335,36 @@ def _top_level_pixels(x: torch.Tensor, row_max: torch.Tensor, scale: torch.Tenso
                       flat: torch.Tensor, levels: int | None) -> tuple[torch.Tensor, ...]:
     """``(sample, row, col)`` of the pixels at the quantised global maximum, row-major.
 
-    Quantisation is monotone, so a row holds such a pixel exactly when its maximum is at the
-    top level: only those few rows are read again."""
-    top_level = quantise(torch.ones((), dtype=x.dtype, device=x.device), levels)
-    level_rows = quantise(row_max.clamp_min(0) / scale[:, None], levels) == top_level
-    level_rows &= ~flat[:, None]
+    A pixel is at the top level exactly when ``x >= t`` for its sample's threshold ``t``
+    (:func:`_top_level_threshold`), so a row holds one exactly when its maximum is ``>= t``:
+    only those few rows are read again, with one comparison a pixel."""
+    t = _top_level_threshold(torch.where(flat, 1, row_max.amax(dim=1)), scale, levels)
+    level_rows = (row_max >= t[:, None]) & ~flat[:, None]
     sample, r = level_rows.nonzero().unbind(1)
-    rows = x[sample, r]
-    k, c = (quantise(rows.clamp_min(0) / scale[sample, None], levels) == top_level
-            ).nonzero().unbind(1)
+    k, c = (x[sample, r] >= t[sample, None]).nonzero().unbind(1)
     return sample[k], r[k], c
+
+
+def _top_level_threshold(top: torch.Tensor, scale: torch.Tensor,
+                         levels: int | None) -> torch.Tensor:
+    """Per sample, the smallest float ``t`` whose quantised value ``quantise(relu(t) / scale)``
+    is the top level (``top``, the maximum, is at it). That test is monotone in ``t``, and
+    non-negative floats are ordered like their bit patterns, so bisecting the bit patterns
+    between 0 and ``top`` finds ``t`` exactly, with the very operations ``quantise`` uses
+    (a threshold computed in closed form could differ from them by a rounding)."""
+    bits = torch.int32 if top.dtype == torch.float32 else torch.int64
+    top_level = quantise(torch.ones((), dtype=top.dtype, device=top.device), levels)
+
+    def at_top(pattern: torch.Tensor) -> torch.Tensor:
+        return quantise(pattern.view(top.dtype).clamp_min(0) / scale, levels) == top_level
+
+    low = torch.zeros_like(top).view(bits)  # 0.0: below the top level (top_level >= 1)
+    high = top.contiguous().view(bits)
+    while bool((high - low > 1).any()):
+        middle = low + (high - low) // 2
+        up = at_top(middle)
+        high, low = torch.where(up, middle, high), torch.where(up, low, middle)
+    return high.view(top.dtype)
 
 
 def _hit(r: torch.Tensor, c: torch.Tensor, ranges: torch.Tensor, tol: float) -> torch.Tensor:
@@ -364,44 +383,54 @@ def _top_peaks(sample: torch.Tensor, r: torch.Tensor, c: torch.Tensor, x: torch.
                scale: torch.Tensor, levels: int | None,
                window: int) -> tuple[torch.Tensor, ...]:
     """NMS among the top-level pixels ``(sample, r, c)`` (row-major): keep those with no
-    earlier top-level pixel of the same sample in their window. Pairwise on a padded
-    ``(n, G, G)`` block; samples with more than ``PAIRWISE_LIMIT`` such pixels (saturated
-    maps) go through the dense max-pool NMS instead."""
-    n = x.shape[0]
+    earlier top-level pixel of the same sample in their window.
+
+    The cost follows the number of top-level pixels, not the map's texture: sorted searches
+    around each of them (:func:`_earlier_in_window`). Only a sample with more than
+    ``H * W / window`` of them (a saturated map) runs the dense separable NMS over its map,
+    cheaper per pixel at that density."""
+    n, h, w = x.shape
     if len(sample) == 0:
         return sample, r, c
     counts = torch.bincount(sample, minlength=n)
-    starts = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(len(sample), device=x.device) - starts[sample]
-    pairwise = counts[sample] <= PAIRWISE_LIMIT
-    keep = torch.ones_like(sample, dtype=torch.bool)
-    multi = pairwise & (counts[sample] > 1)
-    if bool(multi.any()):
-        # Only samples with 2..PAIRWISE_LIMIT candidates, renumbered 0..m-1.
-        owners, slot = torch.unique(sample[multi], return_inverse=True)
-        g = int(counts[owners].max())
-        p = pos[multi]
-        rows = torch.zeros(len(owners), g, dtype=r.dtype, device=x.device)
-        cols = torch.zeros_like(rows)
-        rows[slot, p], cols[slot, p] = r[multi], c[multi]
-        half = window // 2
-        near = ((rows[:, :, None] - rows[:, None, :]).abs() <= half) & (
-            (cols[:, :, None] - cols[:, None, :]).abs() <= half)
-        # Padding sits after every real pixel, so it is never "earlier" than one.
-        earlier = torch.ones(g, g, dtype=torch.bool, device=x.device).tril(-1)
-        keep[multi] = ~(near & earlier).any(dim=2)[slot, p]
-    dense = torch.unique(sample[~pairwise])
-    if len(dense) == 0:
+    dense = counts[sample] * window > h * w
+    sparse = ~dense
+    keep = torch.zeros_like(sample, dtype=torch.bool)
+    keep[sparse] = ~_earlier_in_window(sample[sparse], r[sparse], c[sparse], h, w, window // 2)
+    owners = torch.unique(sample[dense])
+    if len(owners) == 0:
         return sample[keep], r[keep], c[keep]
-    keep &= pairwise
     top_level = quantise(torch.ones((), dtype=x.dtype, device=x.device), levels)
     found = []
-    step = max(1, CHUNK_PIXELS["cpu"] // (x.shape[1] * x.shape[2]))
-    for part in dense.split(step):
+    for part in owners.split(max(1, CHUNK_PIXELS["cpu"] // (h * w))):
         level = quantise(x[part].clamp_min(0) / scale[part, None, None], levels) == top_level
         extra = (peak_mask(level.to(x.dtype), window) & level).nonzero()
         found.append(torch.stack([part[extra[:, 0]], extra[:, 1], extra[:, 2]], 1))
     merged = torch.cat([torch.stack([sample[keep], r[keep], c[keep]], 1), *found])
-    h, w = x.shape[1:]
     merged = merged[torch.argsort(merged[:, 0] * h * w + merged[:, 1] * w + merged[:, 2])]
     return merged[:, 0], merged[:, 1], merged[:, 2]
+
+
+def _earlier_in_window(sample: torch.Tensor, r: torch.Tensor, c: torch.Tensor, h: int, w: int,
+                       half: int) -> torch.Tensor:
+    """For pixels ``(sample, r, c)`` of ``h x w`` maps, given in row-major order: whether an
+    earlier one of the same sample lies in the window of half-side ``half`` around each
+    (the same row within ``half`` columns to the left, or one of the ``half`` rows above
+    within ``half`` columns either side). One sorted search per row above."""
+    key = (sample * h + r) * w + c  # increasing, as the pixels are row-major
+    earlier = torch.zeros_like(key, dtype=torch.bool)
+    if half == 0 or len(key) < 2:
+        return earlier
+    row = sample * h + r
+    earlier[1:] = (row[1:] == row[:-1]) & (key[1:] - key[:-1] <= half)
+    above = torch.arange(1, half + 1, device=key.device)
+    for part in torch.arange(len(key), device=key.device).split(1 << 16):
+        rows = r[part, None] - above
+        start = (sample[part, None] * h + rows) * w
+        first = start + (c[part, None] - half).clamp_min(0)
+        last = start + (c[part, None] + half).clamp_max(w - 1)
+        # The first pixel at or after the window row's left end: is it before its right end?
+        at = torch.searchsorted(key, first).clamp_max(len(key) - 1)
+        hit = (key[at] >= first) & (key[at] <= last) & (rows >= 0)
+        earlier[part] |= hit.any(dim=1)
+    return earlier

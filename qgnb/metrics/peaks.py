@@ -42,8 +42,11 @@ def quantise(a: torch.Tensor, levels: int | None) -> torch.Tensor:
 def peak_mask(q: torch.Tensor, nms_window: int) -> torch.Tensor:
     """Bool mask of the NMS peaks of a stack ``q`` of shape ``(N, H, W)`` (rule in the module doc).
 
-    Three max-pools: the full window (is ``p`` the window maximum?), the window's rows above
-    ``p`` and the part of ``p``'s row left of it (is there an earlier pixel as large?).
+    Three window maxima: the full window (is ``p`` the window maximum?), the window's rows above
+    ``p`` and the part of ``p``'s row left of it (is there an earlier pixel as large?). A
+    maximum over a rectangle is a maximum over rows of maxima over columns, so each is two 1-D
+    max-pools sharing the row pass: ``2 * nms_window`` comparisons a pixel, not
+    ``nms_window**2``, with the same result.
 
     >>> peak_mask(torch.tensor([[[0., 1, 1, 0, 0, 0, 2]]]), 3).int().tolist()
     [[[0, 1, 0, 0, 0, 0, 1]]]
@@ -55,8 +58,12 @@ def peak_mask(q: torch.Tensor, nms_window: int) -> torch.Tensor:
         return torch.ones_like(q, dtype=torch.bool)
     x = q[:, None]
     height, width = q.shape[-2:]
-    full = F.max_pool2d(x, nms_window, stride=1, padding=h)
-    upper = F.max_pool2d(F.pad(x, (h, h, h, 0), value=-float("inf")), (h, nms_window),
+    # Max over each pixel's row segment [c - h, c + h] (padding never wins: -inf).
+    across = F.max_pool2d(F.pad(x, (h, h, 0, 0), value=-float("inf")), (1, nms_window),
+                          stride=1)
+    full = F.max_pool2d(F.pad(across, (0, 0, h, h), value=-float("inf")), (nms_window, 1),
+                        stride=1)
+    upper = F.max_pool2d(F.pad(across, (0, 0, h, 0), value=-float("inf")), (h, 1),
                          stride=1)[..., :height, :]
     left = F.max_pool2d(F.pad(x, (h, 0, 0, 0), value=-float("inf")), (1, h),
                         stride=1)[..., :, :width]
@@ -76,10 +83,10 @@ def find_peaks(map2d, *, nms_window: int | None = None,
     >>> peaks.tolist(), is_top.tolist()
     ([[1, 1], [3, 4], [3, 7]], [True, False, True])
     """
-    x = torch.as_tensor(np.asarray(map2d) if not torch.is_tensor(map2d) else map2d)
+    x = torch.as_tensor(np.asarray(map2d) if not torch.is_tensor(map2d) else map2d.detach())
     if x.ndim != 2:
         raise ValueError(f"find_peaks expects a 2-D map, got shape {tuple(x.shape)}")
-    check_options(0, nms_window, levels, 0.5)
+    _, nms_window, levels, _ = check_options(0, nms_window, levels, 0.5)
     if not x.is_floating_point():
         x = x.float()
     if not torch.isfinite(x).all():

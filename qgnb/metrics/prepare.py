@@ -9,6 +9,7 @@ no pixel centre after clipping, an inverted box or a non-finite box is bad input
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -148,20 +149,34 @@ def default_nms_window(h: int, w: int) -> int:
 
 
 def check_options(tol: float, nms_window: int | None, levels: int | None,
-                  threshold: float) -> None:
-    """Raise ``ValueError`` for out-of-range options of :func:`qgnb.metrics.score`.
+                  threshold: float) -> tuple[float, int | None, int | None, float]:
+    """Check the options of :func:`qgnb.metrics.score`; return them as plain Python numbers.
 
-    >>> check_options(15, None, 256, 0.5)
+    Numpy scalars (``np.int64(15)``, a ``np.float32`` threshold) are numbers like any other;
+    booleans are not. Raises ``ValueError`` naming the option for a wrong type or range.
+
+    >>> check_options(np.int64(15), np.int64(5), 256, np.float32(0.5))
+    (15.0, 5, 256, 0.5)
     """
-    if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
+    if not (_is_real(tol) and math.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    if nms_window is not None and (not isinstance(nms_window, int) or nms_window < 1
+    if nms_window is not None and (not _is_integer(nms_window) or nms_window < 1
                                    or nms_window % 2 == 0):
         raise ValueError(f"nms_window must be an odd integer >= 1 (or None), got {nms_window!r}")
-    if levels is not None and (not isinstance(levels, int) or levels < 2):
+    if levels is not None and (not _is_integer(levels) or levels < 2):
         raise ValueError(f"levels must be an integer >= 2 (or None), got {levels!r}")
-    if not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+    if not (_is_real(threshold) and 0 <= threshold <= 1):
         raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+    return (float(tol), None if nms_window is None else int(nms_window),
+            None if levels is None else int(levels), float(threshold))
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
 def _show(box: np.ndarray) -> str:

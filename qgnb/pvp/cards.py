@@ -13,6 +13,8 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from qgnb.data.records import read_json
+from qgnb.explain.checkpoint import CheckpointError, verify_checkpoint
 from qgnb.pvp.model import TinyVLM, build_vlm, vision_tower
 from qgnb.pvp.tokenizer import PVPTokenizer
 
@@ -42,7 +44,7 @@ def card(name: str, root: Path = CHECKPOINTS) -> dict[str, Any]:
             f"PVP checkpoint {name!r} has no card at {path}; train it with "
             f"`python -m qgnb.pvp.train {name}`"
         )
-    return json.loads(path.read_text())
+    return read_json(path, f"PVP checkpoint {name!r} card")
 
 
 def save(model: TinyVLM, tokenizer: PVPTokenizer, info: dict[str, Any], directory: Path) -> None:
@@ -77,14 +79,20 @@ def load_directory(directory: Path) -> tuple[TinyVLM, PVPTokenizer, Any]:
     directory = Path(directory)
     if not (directory / "model.safetensors").is_file():
         raise FileNotFoundError(f"no PVP checkpoint at {directory} (missing model.safetensors)")
+    verify_checkpoint(directory, require=("card.json", "tokenizer.json"))
     info = json.loads((directory / "card.json").read_text())
     tokenizer = PVPTokenizer.from_str((directory / "tokenizer.json").read_text())
-    tower, processor = vision_tower(info["vision"])
-    lm = info["lm"]
-    model = build_vlm(info.get("lookup", "learnt"), tower, tokenizer, info["grid"],
-                      lm["hidden"], lm["layers"], lm["heads"])
-    missing, unexpected = model.load_state_dict(load_file(directory / "model.safetensors"),
-                                                strict=False)
+    try:
+        tower, processor = vision_tower(info["vision"])
+        lm = info["lm"]
+        model = build_vlm(info.get("lookup", "learnt"), tower, tokenizer, info["grid"],
+                          lm["hidden"], lm["layers"], lm["heads"])
+        missing, unexpected = model.load_state_dict(load_file(directory / "model.safetensors"),
+                                                    strict=False)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a card of another model
+        raise CheckpointError(f"{directory / 'model.safetensors'} does not fit the model that "
+                              f"{directory / 'card.json'} describes ({type(error).__name__}: "
+                              f"{error})") from None
     allowed = {TIED} | ({k for k in model.state_dict() if k.startswith("vision.")}
                         if not info["vision_adapted"] else set())
     if unexpected or set(missing) - allowed:

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from qgnb.data import shapes
+from qgnb.data.records import read_json
 from qgnb.explain.evaluate import evaluate
 from qgnb.metrics import compare, summarize
 from qgnb.zoo.configs import SPECS, spec
@@ -51,7 +52,7 @@ def card(name: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"zoo model {name!r} has no card at {path}; "
                                 f"run `python -m qgnb.zoo.cards {name}`")
-    return json.loads(path.read_text())
+    return read_json(path, f"zoo model {name!r} card")
 
 
 def grounding_table(name: str, split: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from transformers import (
     CLIPProcessor,
 )
 
+from qgnb.explain.checkpoint import TRANSFORMERS_FILES, verify_checkpoint
 from qgnb.zoo.configs import IMAGE_SIZE, ZooSpec, build_config, spec
 from qgnb.zoo.tokenizer import shapes_tokenizer
 
@@ -89,6 +90,8 @@ def load_checkpoint(directory: Path, family: str):
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    if family in ("blip", "clip"):
+        verify_checkpoint(directory, require=TRANSFORMERS_FILES, model_type=family)
     if family == "blip":
         model = BlipForImageTextRetrieval.from_pretrained(directory)
         processor = BlipProcessor.from_pretrained(directory)
