@@ -185,8 +185,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         dist.init_process_group("gloo")  # gloo: CPU tensors and objects, with or without GPUs
     rank = dist.get_rank() if dist.is_initialized() else 0
     device = args.device
-    if device is None and torch.cuda.is_available():
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    if device in (None, "cuda") and torch.cuda.is_available():
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU a rank
     try:
         out = Path(args.out).expanduser().resolve()
         data_name, data = parse_data(args.data)
