@@ -89,10 +89,12 @@ def _data_root(root: str, spec: str) -> Path:
 
 
 def load_explainer(model: str, *, family: str | None = None, recipe: str | None = None,
+                   tokenizer: str | None = None,
                    device: str | torch.device | None = None) -> tuple[str, Explainer]:
     """The canonical name of ``model`` (a zoo name, or an absolute checkpoint path) and its
     explainer. A checkpoint folder's family is read from its ``config.json`` unless given; a
-    checkpoint file is an ALBEF/AMC file. ``recipe`` goes to the family's ``from_pretrained``.
+    checkpoint file is an ALBEF/AMC file, read with the BERT ``tokenizer`` folder. ``recipe``
+    goes to BLIP's ``from_pretrained`` or ALBEF's ``from_checkpoint`` (CLIP has none).
 
     >>> load_explainer("no-such-model")
     Traceback (most recent call last):
@@ -119,13 +121,15 @@ def load_explainer(model: str, *, family: str | None = None, recipe: str | None 
     if family == "clip":
         from qgnb.explain.clip import ClipExplainer
 
-        return str(path), ClipExplainer.from_pretrained(path, device=device, **options)
+        if recipe is not None:
+            raise UsageError(f"model {path}: CLIP checkpoints have no --recipe")
+        return str(path), ClipExplainer.from_pretrained(path, device=device)
     from qgnb.explain.albef import AlbefExplainer
 
-    loader = getattr(AlbefExplainer, "from_checkpoint", None)
-    if loader is None:
-        raise UsageError(f"model {path}: this qgnb cannot load ALBEF/AMC checkpoint files")
-    return str(path), loader(path, device=device, **options)
+    if tokenizer is None:
+        raise UsageError(f"model {path}: an ALBEF/AMC checkpoint needs --tokenizer, a folder "
+                         "with bert-base-uncased's tokenizer")
+    return str(path), AlbefExplainer.from_checkpoint(path, tokenizer, device=device, **options)
 
 
 def _family_of(path: Path) -> str:
@@ -185,17 +189,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         dist.init_process_group("gloo")  # gloo: CPU tensors and objects, with or without GPUs
     rank = dist.get_rank() if dist.is_initialized() else 0
     device = args.device
-    if device is None and torch.cuda.is_available():
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    if device in (None, "cuda") and torch.cuda.is_available():
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU a rank
     try:
         out = Path(args.out).expanduser().resolve()
         data_name, data = parse_data(args.data)
         if len(data) == 0:
             raise UsageError(f"data spec {args.data!r} gives no samples")
         model_name, explainer = load_explainer(args.model, family=args.family,
-                                               recipe=args.recipe, device=device)
+                                               recipe=args.recipe, tokenizer=args.tokenizer,
+                                               device=device)
         prepare_output(out, {"model": model_name, "family": args.family,
-                             "recipe": args.recipe, "data": data_name})
+                             "recipe": args.recipe, "tokenizer": args.tokenizer,
+                             "data": data_name})
         share = BatchShard(data, rank=rank, world=world, batch_size=args.batch_size)
         table, failure = None, None
         try:
@@ -287,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--family", choices=FAMILIES, default=None,
                      help="checkpoint family (default: read from the folder's config.json)")
     run.add_argument("--recipe", default=None, help="map recipe of a checkpoint's family")
+    run.add_argument("--tokenizer", default=None,
+                     help="BERT tokenizer folder of an ALBEF/AMC checkpoint file")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=run_evaluate)
     pair = commands.add_parser("compare", help="paired differences of two evaluate runs")

@@ -109,6 +109,11 @@ def test_bad_input_is_named(tmp_path: Path, capsys) -> None:
         ["evaluate", "shapes-blip-amc", "shapes:id:4", "--out", str(afile)], capsys)
     assert "has its own family and recipe" in error_of(
         ["evaluate", "shapes-blip-amc", "shapes:id:4", "--out", out, "--family", "blip"], capsys)
+    assert "an ALBEF/AMC checkpoint needs --tokenizer" in error_of(
+        ["evaluate", str(afile), "shapes:id:4", "--out", out], capsys)
+    clip = str(zoo.checkpoint_dir("shapes-clip"))
+    assert "CLIP checkpoints have no --recipe" in error_of(
+        ["evaluate", clip, "shapes:id:4", "--out", out, "--recipe", "lavis"], capsys)
     assert f"{tmp_path / 'none'} has no metrics.csv" in error_of(
         ["compare", str(tmp_path / "none"), out], capsys)
 

@@ -212,7 +212,7 @@ def test_two_writers_on_one_new_store_both_finish(tmp_path: Path) -> None:
     writers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
-    results = [writer.communicate(timeout=300) for writer in writers]
+    results = [writer.communicate(timeout=900) for writer in writers]
     for writer, (out, err) in zip(writers, results, strict=True):
         assert writer.returncode == 0, err
         assert int(out) <= 10
