@@ -1,11 +1,8 @@
 """qgnb.widgets: moving a control changes the numbers and the figure to what score() gives."""
 
-import doctest
-
 import numpy as np
 import pytest
 
-import qgnb.widgets
 from qgnb.metrics import find_peaks, score
 from qgnb.widgets import MetricExplorer
 
@@ -83,6 +80,3 @@ def test_explorer_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="1 labels for 2 samples"):
         MetricExplorer(IMAGES, MAPS, BOXES, labels=["a"])
 
-
-def test_docstring_examples_run():
-    assert doctest.testmod(qgnb.widgets).failed == 0
