@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="the build folder (make run writes build/)")
     parser.add_argument("--chromium", default=CHROMIUM, help="the Chromium binary")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per page")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per page")
     args = parser.parse_args(argv)
     pages = sorted(args.folder.glob("*.html"))
     built = sorted(args.folder.glob("*.ipynb"))
