@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# Debian's chromium (`apt-get install chromium`) drives the browser check; playwright never
+# downloads a browser of its own.
+CHROMIUM ?= /usr/bin/chromium
 # One thread keeps torch's floating-point results identical from run to run,
 # which nbval's exact comparison of printed tables relies on.
 export OMP_NUM_THREADS := 1
@@ -12,18 +15,22 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install run test lint unit nbval bench clean
+.PHONY: install run test lint unit nbval browser-test bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt holds the exact versions the notebooks' stored outputs were made with.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,notebooks]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 run: install
+	$(PY) notebooks/build.py --out build
+
+build/index.html: $(STAMP) $(NOTEBOOKS) notebooks/build.py
 	$(PY) notebooks/build.py --out build
 
 lint: install
@@ -40,6 +47,11 @@ else
 endif
 
 test: lint unit nbval
+
+# Opens every page of build/ (built first if missing or older than the notebooks) in headless
+# chromium with the network cut off: fails on console errors, outside requests, undrawn figures.
+browser-test: install build/index.html
+	$(PY) notebooks/check_pages.py build --chromium $(CHROMIUM)
 
 bench: install
 	$(PY) benchmarks/metrics.py

@@ -8,7 +8,8 @@ with each notebook's summary tables (the printed output of its cells tagged ``su
 
 ``python notebooks/build.py --inplace`` re-executes the committed notebooks in place with the
 default renderer instead (no random div ids in the stored outputs), which is how their outputs
-are refreshed for nbval.
+are refreshed for nbval. Both keep an explorer's static first state, not its widget view, so
+it shows without a kernel; the page's MathJax uses the STIX-Web fonts its copy ships.
 
 The build never fails for want of notebooks: with none, it writes an index that says so. A
 notebook that raises is still written (up to the failing cell) and the build exits with 1.
@@ -40,8 +41,21 @@ KERNEL = "python3"
 # nbconvert's lab template loads require.js from a CDN; plotly's embedded bundle does not need
 # it, so this template drops it and the figures work with the network unplugged.
 OFFLINE_TEMPLATE = "qgnb_offline.html.j2"
+# The MathJax copy (jupyter-server-mathjax) ships the STIX-Web fonts only; left to its default
+# TeX fonts it logs ERR_FILE_NOT_FOUND for fonts/TeX/fontdata.js and typesets in the wrong fonts.
+# Its font probe "MathJax_Blank" loads url('about:blank'), which a file:// page refuses with a
+# console error; a local() name that never loads gives the probe the same answer, silently.
+MATHJAX_FONTS = (
+    '"HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", '
+    'webFont: "STIX-Web", imageFont: null, '
+    'styles: {"@font-face": {"font-family": "MathJax_Blank", src: "local(\'MathJax_Blank\')"}}}'
+)
 OFFLINE_TEMPLATE_SOURCE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}
+<script type="text/x-mathjax-config">MathJax.Hub.Config({""" + MATHJAX_FONTS + """});</script>
+{{ super() }}
+{%- endblock html_head_js_mathjax -%}
 """
 # Plotly's notebook renderer adds a MathJax 3 <script> from a CDN to every figure; the page
 # already loads nbconvert's MathJax for the Markdown, and two MathJax versions on one page
@@ -52,6 +66,7 @@ PLOTLY_CDN = re.compile(r"<script[^>]+src=[\"'][^\"']*cdn\.plot\.ly", re.IGNOREC
 # from the jupyter-server-mathjax package beside the pages instead, so formulas render offline.
 MATHJAX_FILES = Path(jupyter_server_mathjax.__file__).parent / "static"
 MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 REMOTE_SCRIPT = re.compile(r"<script[^>]+src=[\"'](?:https?:)?//", re.IGNORECASE)
 
 
@@ -153,6 +168,30 @@ def drop_figure_mathjax(nb: nbformat.NotebookNode) -> int:
     return dropped
 
 
+def static_widgets(nb: nbformat.NotebookNode) -> int:
+    """Drop widget views from outputs that carry a static HTML copy too; return how many.
+
+    Widget state is never stored (it needs a widget manager from the net), so a stored view
+    can only show "Loading widget..." or the Python repr; the HTML copy (``MetricExplorer``'s
+    first state) shows the figure and numbers instead. Running the cell brings the widget back.
+
+    >>> cell = nbformat.v4.new_code_cell("explorer")
+    >>> cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "X()",
+    ...     "application/vnd.jupyter.widget-view+json": {"model_id": "1"}, "text/html": "<b>"})]
+    >>> nb = nbformat.v4.new_notebook(cells=[cell])
+    >>> static_widgets(nb), sorted(nb.cells[0].outputs[0].data)
+    (1, ['text/html', 'text/plain'])
+    """
+    dropped = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data and "text/html" in data:
+                del data[WIDGET_VIEW]
+                dropped += 1
+    return dropped
+
+
 def to_html(nb: nbformat.NotebookNode, name: str) -> str:
     """Standalone HTML for an executed notebook; raises if it would fetch plotly.js online."""
     exporter = HTMLExporter(
@@ -233,6 +272,7 @@ def build(paths: list[Path], out: Path, *, timeout: int) -> list[Result]:
             nb, error = execute(path, timeout=timeout)
         res = Result(path.stem, time.perf_counter() - start, error, summaries(nb), title(nb))
         drop_figure_mathjax(nb)
+        static_widgets(nb)
         nbformat.write(nb, out / path.name)
         try:
             (out / f"{path.stem}.html").write_text(to_html(nb, path.stem), encoding="utf-8")
@@ -255,6 +295,7 @@ def refresh_inplace(paths: list[Path], *, timeout: int) -> list[Result]:
             nb, error = execute(path, timeout=timeout)
         res = Result(path.stem, time.perf_counter() - start, error)
         if error is None:
+            static_widgets(nb)
             nbformat.write(nb, path)
         print(f"  {'FAILED (file left unchanged)' if error else 'ok'} in {res.seconds:.0f} s")
         results.append(res)

@@ -119,6 +119,54 @@ def _panel_traces(
     ]
 
 
+def mask_outline(mask) -> tuple[list, list]:
+    """x and y lists that draw the boundary of a boolean pixel mask along the pixels' edges.
+
+    Pixel ``(i, j)`` covers ``[j, j+1] x [i, i+1]``, so the outline encloses exactly the
+    ``True`` pixels; each straight run of boundary edges is one segment (``None`` between).
+
+    >>> xs, ys = mask_outline(np.array([[True, True], [False, True]]))
+    >>> list(zip(xs, ys))[:6]  # the top edge, then the step under pixel (0, 0)
+    [(0, 0), (2, 0), (None, None), (0, 1), (1, 1), (None, None)]
+    >>> xs.count(None)  # 3 horizontal and 3 vertical segments
+    6
+    """
+    # A contour through pixel centres (plotly's go.Contour) cuts pixels in half; the hard
+    # metrics count whole pixels, so the outline follows their edges instead.
+    m = np.pad(np.asarray(mask, dtype=bool), 1)
+    across_rows = m[:-1, 1:-1] != m[1:, 1:-1]  # (H+1, W): edge on line y=i above pixel (i, j)
+    across_cols = m[1:-1, :-1] != m[1:-1, 1:]  # (H, W+1): edge on line x=j left of (i, j)
+    xs: list = []
+    ys: list = []
+    for y, row in enumerate(across_rows):
+        for start, stop in _runs(row):
+            xs += [start, stop, None]
+            ys += [y, y, None]
+    for x, col in enumerate(across_cols.T):
+        for start, stop in _runs(col):
+            xs += [x, x, None]
+            ys += [start, stop, None]
+    return xs, ys
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True values in a 1-D bool array (``stop`` exclusive)."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(),
+                    strict=True))
+
+
+def circle_outline(x: float, y: float, radius: float, points: int = 73) -> tuple[list, list]:
+    """x and y lists of a closed circle of ``radius`` around ``(x, y)``.
+
+    >>> xs, ys = circle_outline(1.0, 2.0, 3.0, points=5)
+    >>> [round(v, 6) for v in xs], [round(v, 6) for v in ys]
+    ([4.0, 1.0, -2.0, 1.0, 4.0], [2.0, 5.0, 2.0, -1.0, 2.0])
+    """
+    angles = np.linspace(0.0, 2.0 * np.pi, points)
+    return (x + radius * np.cos(angles)).tolist(), (y + radius * np.sin(angles)).tolist()
+
+
 def map_figure(
     image,
     heatmap,
@@ -127,6 +175,8 @@ def map_figure(
     nms_window: int | None = None,
     levels: int | None = 256,
     threshold: float | None = None,
+    tol: float = 0,
+    min_peak: float = 0.5,
     title: str = "Map over the image",
     opacity: float = 0.55,
 ) -> go.Figure:
@@ -134,8 +184,11 @@ def map_figure(
 
     Peaks come from :func:`qgnb.metrics.find_peaks` with the same ``nms_window`` and
     ``levels`` as the metrics: the top peaks (those PG uncertainty looks at) are stars, the
-    other surviving peaks open circles. With ``threshold`` the outline of ``A >= threshold``
-    (the region the hard IoU and Dice use) is drawn too.
+    other surviving peaks at least ``min_peak`` high (a fraction of the maximum; lower ones are
+    noise in a real map) open circles. With ``threshold`` the pixels ``A >= threshold`` (the
+    region the hard IoU and Dice count) are outlined along their edges; with ``tol > 0`` a
+    circle of that radius around the pointing-game point shows the tolerance (a hit when a
+    box pixel's centre lies on or inside it).
 
     >>> import numpy as np
     >>> a = np.zeros((8, 8)); a[2, 5] = 1.0
@@ -148,13 +201,17 @@ def map_figure(
     img = as_numpy(image)
     amap = as_numpy(heatmap).astype(np.float64)
     _check_shapes(img, amap, "map_figure")
+    if not 0 <= min_peak <= 1:
+        raise ValueError(f"map_figure: min_peak must be in [0, 1], got {min_peak!r}")
     h, w = amap.shape
+    prepared = prepare(amap)
     fig = go.Figure(_panel_traces(img, amap, boxes, opacity=opacity, first=True))
     peaks, is_top = find_peaks(amap, nms_window=nms_window, levels=levels)
     peaks, is_top = as_numpy(peaks).reshape(-1, 2), as_numpy(is_top).astype(bool)
+    high = prepared[peaks[:, 0], peaks[:, 1]] >= min_peak
     for name, keep, symbol, color, size in (
         ("top peak", is_top, "star", TOP_PEAK_COLOR, 15),
-        ("other peak", ~is_top, "circle-open", OTHER_PEAK_COLOR, 10),
+        ("other peak", ~is_top & high, "circle-open", OTHER_PEAK_COLOR, 10),
     ):
         if keep.any():
             fig.add_trace(
@@ -169,17 +226,21 @@ def map_figure(
                 )
             )
     if threshold is not None:
+        xs, ys = mask_outline(prepared >= threshold)
         fig.add_trace(
-            go.Contour(
-                z=prepare(amap),
-                x=np.arange(w) + 0.5,
-                y=np.arange(h) + 0.5,
-                contours={"start": threshold, "end": threshold, "size": 1, "coloring": "none"},
-                line={"color": "white", "width": 2, "dash": "dot"},
-                showscale=False,
-                name=f"A ≥ {threshold:g}",
-                showlegend=True,
-                hoverinfo="skip",
+            go.Scatter(
+                x=xs, y=ys, mode="lines", line={"color": "white", "width": 2, "dash": "dot"},
+                name=f"A ≥ {threshold:g}", hoverinfo="skip",
+            )
+        )
+    if tol > 0 and is_top.any():
+        # PG's point p*: the first exact maximum in row-major order, as the metrics take it
+        row, col = np.unravel_index(int(np.argmax(amap)), amap.shape)
+        xs, ys = circle_outline(col + 0.5, row + 0.5, tol)
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="lines", line={"color": TOP_PEAK_COLOR, "width": 1.5},
+                name=f"tolerance {tol:g} px", hoverinfo="skip",
             )
         )
     fig.update_layout(

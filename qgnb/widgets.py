@@ -3,21 +3,26 @@
 :class:`MetricExplorer` shows one sample's map over its image (boxes, peaks, the threshold's
 outline) beside its metric row, with controls for the sample, the hard-metric threshold, the
 pointing-game tolerance and the NMS window. Moving a control recomputes the row with
-:func:`qgnb.metrics.score` and redraws the figure; nothing is printed.
+:func:`qgnb.metrics.score` and redraws the figure; nothing is printed. Without a kernel (a
+static copy of the notebook, the pages of ``build/``) the explorer shows its first state: its
+figure and numbers as HTML beside the widget view.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from qgnb.metrics import default_nms_window, score
 from qgnb.viz import as_numpy, map_figure
 
+THRESHOLD_RANGE = (0.05, 1.0)
 SHOWN_METRICS = (
     "pg_hit", "pg_uncertain", "n_top_peaks", "soft_iou", "soft_dice", "hard_iou", "hard_dice",
     "wdp", "io_ratio",
@@ -30,7 +35,9 @@ class MetricExplorer(widgets.VBox):
     ``images``, ``maps`` and ``boxes`` are parallel: an RGB image (PIL or H x W x 3 array), a
     map at the image's resolution, and that sample's ``xyxy`` boxes. ``labels`` name the
     samples in the drop-down (default: their positions). ``self.scores`` is the current
-    one-row score table and ``self.figure`` the plotly FigureWidget.
+    one-row score table and ``self.figure`` the plotly FigureWidget. An option outside its
+    slider's range (``threshold`` in [0.05, 1], ``tol`` from 0 to the image diagonal, an odd
+    ``nms_window`` up to a quarter of the shorter side) is refused, not clamped.
 
     >>> import numpy as np
     >>> a = np.zeros((16, 16)); a[4, 4] = 1.0
@@ -65,22 +72,29 @@ class MetricExplorer(widgets.VBox):
         self.maps = [as_numpy(m).astype(np.float32) for m in maps]
         self.boxes = [[list(map(float, b)) for b in sample_boxes] for sample_boxes in boxes]
         self.levels = levels
-        h, w = self.maps[0].shape
+        h, w = np.max([m.shape for m in self.maps], axis=0)
+        default_window = default_nms_window(h, w)
+        window = default_window if nms_window is None else nms_window
+        window_max = max(default_window, min(h, w) // 4 * 2 + 1)
+        _check_in_range("threshold", threshold, *THRESHOLD_RANGE)
+        _check_in_range("tol", tol, 0, math.ceil(math.hypot(h, w)))
+        _check_in_range("nms_window", window, 1, window_max)
+        if window % 2 == 0:
+            raise ValueError(f"MetricExplorer: nms_window must be odd, got {window}")
         self.sample = widgets.Dropdown(
             options=list(zip(labels, range(n), strict=True)), value=0, description="sample"
         )
         self.threshold = widgets.FloatSlider(
-            value=threshold, min=0.05, max=1.0, step=0.05, description="threshold t",
-            continuous_update=False,
+            value=threshold, min=THRESHOLD_RANGE[0], max=THRESHOLD_RANGE[1], step=0.05,
+            description="threshold t", continuous_update=False,
         )
         self.tol = widgets.IntSlider(
-            value=tol, min=0, max=max(h, w) // 2, step=1, description="tolerance (px)",
-            continuous_update=False,
+            value=tol, min=0, max=math.ceil(math.hypot(h, w)), step=1,
+            description="tolerance (px)", continuous_update=False,
         )
-        window = default_nms_window(h, w) if nms_window is None else nms_window
         self.nms_window = widgets.IntSlider(
-            value=window, min=1, max=max(window, min(h, w) // 4 * 2 + 1), step=2,
-            description="NMS window", continuous_update=False,
+            value=window, min=1, max=window_max, step=2, description="NMS window",
+            continuous_update=False,
         )
         self.numbers = widgets.HTML()
         self.figure = go.FigureWidget()
@@ -118,12 +132,40 @@ class MetricExplorer(widgets.VBox):
         fig = map_figure(
             self.images[k], self.maps[k], self.boxes[k],
             nms_window=self.nms_window.value, levels=self.levels,
-            threshold=self.threshold.value, title=f"sample {self.sample.label}",
+            threshold=self.threshold.value, tol=self.tol.value,
+            title=f"sample {self.sample.label}",
         )
         with self.figure.batch_update():
             self.figure.data = ()
             self.figure.add_traces(list(fig.data))
             self.figure.layout = fig.layout
+
+
+    def static_html(self) -> str:
+        """The current figure and numbers as HTML, for pages without a kernel.
+
+        The figure is plotly's ``<div>`` and drawing script without plotly.js itself, which
+        the page already holds where figures draw (the ``build/`` pages embed it).
+        """
+        figure = pio.to_html(go.Figure(self.figure), include_plotlyjs=False, full_html=False)
+        return (
+            '<div class="qgnb-explorer-static" style="display:flex;gap:1em;align-items:start">'
+            f"<div>{figure}</div><div>{self.numbers.value}<p><i>A static copy of the "
+            "explorer's first state: run the notebook to move the controls.</i></p></div></div>"
+        )
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        # The widget view for a live kernel, with its first state as HTML for every reader
+        # that cannot run one (nbconvert, notebook viewers).
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["text/html"] = self.static_html()
+        return bundle
+
+
+def _check_in_range(name: str, value, low, high) -> None:
+    """Refuse an explorer option outside its slider's range (a slider would clamp it silently)."""
+    if not (isinstance(value, int | float | np.integer | np.floating) and low <= value <= high):
+        raise ValueError(f"MetricExplorer: {name}={value!r} is outside its range [{low}, {high}]")
 
 
 def _format(value) -> str:

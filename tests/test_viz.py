@@ -46,7 +46,8 @@ def test_map_figure_draws_box_map_and_peaks_at_find_peaks_positions():
     a = np.zeros((12, 16))
     a[2, 3] = 1.0  # top peak inside the box
     a[9, 12] = 1.0  # equal top peak outside
-    a[5, 14] = 0.4  # a lower peak
+    a[5, 14] = 0.6  # a lower peak
+    a[10, 2] = 0.02  # a peak too, but noise: below min_peak, not drawn
     boxes = [[1, 1, 6, 5]]
     fig = map_figure(IMAGE, a, boxes, nms_window=3, title="two top peaks")
     assert fig.layout.title.text == "two top peaks"
@@ -59,16 +60,55 @@ def test_map_figure_draws_box_map_and_peaks_at_find_peaks_positions():
     top, other = trace(fig, "top peak"), trace(fig, "other peak")
     assert list(top.x) == list(peaks[is_top, 1] + 0.5) == [3.5, 12.5]
     assert list(top.y) == list(peaks[is_top, 0] + 0.5) == [2.5, 9.5]
-    assert peaks[~is_top].tolist() == [[5, 14]]
+    assert peaks[~is_top].tolist() == [[5, 14], [10, 2]]
     assert list(other.x) == [14.5] and list(other.y) == [5.5]
+    lowered = map_figure(IMAGE, a, boxes, nms_window=3, min_peak=0.01)
+    assert list(trace(lowered, "other peak").x) == [14.5, 2.5]
+    with pytest.raises(ValueError, match="min_peak must be in"):
+        map_figure(IMAGE, a, boxes, min_peak=2)
+
+
+def segments(fig, name):
+    """The straight segments of a lines trace, as ((x0, y0), (x1, y1)) pairs."""
+    t = trace(fig, name)
+    points = list(zip(t.x, t.y, strict=True))
+    return {(points[k], points[k + 1]) for k in range(0, len(points), 3)}
+
+
+def test_threshold_outline_follows_the_edges_of_the_pixels_the_hard_metrics_count():
+    a = np.zeros((4, 4))
+    a[0, 0], a[0, 1], a[1, 0], a[3, 3] = 1.0, 0.5, 0.5, 0.5  # notebook 02's worked example
+    fig = map_figure(np.zeros((4, 4, 3), np.uint8), a, [[0, 0, 2, 2]], threshold=0.5)
+    assert segments(fig, "A ≥ 0.5") == {
+        ((0, 0), (2, 0)), ((1, 1), (2, 1)), ((0, 2), (1, 2)), ((3, 3), (4, 3)), ((3, 4), (4, 4)),
+        ((0, 0), (0, 2)), ((1, 1), (1, 2)), ((2, 0), (2, 1)), ((3, 3), (3, 4)), ((4, 3), (4, 4)),
+    }  # the L of pixels (0, 0), (0, 1), (1, 0) and the single pixel (3, 3)
+    # the 4 outlined pixels are the hard region: 3 in the box of 4, IoU 3 / (4 + 4 - 3)
+    assert score(a[None], [[[0, 0, 2, 2]]], threshold=0.5).hard_iou.iloc[0] == pytest.approx(0.6)
+    above = map_figure(np.zeros((4, 4, 3), np.uint8), a, [[0, 0, 2, 2]], threshold=0.75)
+    assert segments(above, "A ≥ 0.75") == {
+        ((0, 0), (1, 0)), ((0, 1), (1, 1)), ((0, 0), (0, 1)), ((1, 0), (1, 1))
+    }
 
 
 def test_map_figure_threshold_outline_and_no_peaks_on_a_flat_map():
-    fig = map_figure(IMAGE, np.zeros((12, 16)), [[0, 0, 4, 4]], threshold=0.3)
+    fig = map_figure(IMAGE, np.zeros((12, 16)), [[0, 0, 4, 4]], threshold=0.3, tol=5)
     names = [t.name for t in fig.data]
     assert "top peak" not in names and "other peak" not in names
-    contour = trace(fig, "A ≥ 0.3")
-    assert contour.contours.start == contour.contours.end == 0.3
+    assert "tolerance 5 px" not in names  # no PG point on a flat map
+    outline = trace(fig, "A ≥ 0.3")
+    assert list(outline.x) == [] and list(outline.y) == []
+
+
+def test_tolerance_is_a_circle_around_the_first_exact_maximum():
+    a = np.zeros((12, 16))
+    a[2, 3], a[9, 12] = 0.999, 1.0  # tie once quantised; PG's point is the exact maximum
+    fig = map_figure(IMAGE, a, [[0, 0, 4, 4]], tol=4)
+    circle = trace(fig, "tolerance 4 px")
+    xs, ys = np.array(circle.x), np.array(circle.y)
+    assert np.allclose(np.hypot(xs - 12.5, ys - 9.5), 4.0)
+    assert np.allclose([xs[0], ys[0]], [xs[-1], ys[-1]])  # closed
+    assert "tolerance 0 px" not in [t.name for t in map_figure(IMAGE, a, [[0, 0, 4, 4]]).data]
 
 
 def test_map_figure_rejects_a_map_of_another_size():

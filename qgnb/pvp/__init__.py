@@ -7,7 +7,9 @@ segmentation and cIoU (``segmentation``), training recipes and the training entr
 (``recipes``, ``train``: ``python -m qgnb.pvp.train NAME``), shipped checkpoints and their
 cards (``cards``), the linear read-out probe of the patch tokens (``probe``), the lookup probe
 on mosaics (``lookup``: can the language model find a location at all?), and the notebook's
-tables (``report``).
+tables (``report``). ``load(name)`` (long name ``load_model``) returns a shipped checkpoint as
+``(model, tokenizer, processor)``, as ``qgnb.zoo.load_model`` returns a zoo model with its
+processor (``qgnb.zoo.load`` instead returns an explainer).
 """
 
 from qgnb.pvp.cards import card, load
@@ -26,9 +28,12 @@ from qgnb.pvp.regimes import REGIMES, apply_regime, trainable_parameters
 from qgnb.pvp.segmentation import ciou, ciou_gain, mean_iou, predict_masks
 from qgnb.pvp.tokenizer import build_tokenizer
 
+# The name that says what comes back, alike in both layers: a model with its input processing.
+load_model = load
+
 __all__ = [
     "REGIMES", "TinyVLM", "apply_regime", "build_tokenizer", "card", "ciou", "ciou_gain",
-    "load", "mask_grid", "mean_iou", "parse_mask_bit", "parse_rgb", "predict_masks",
+    "load", "load_model", "mask_grid", "mean_iou", "parse_mask_bit", "parse_rgb", "predict_masks",
     "reconstruct", "reconstruct_prompt", "reconstruct_queries", "reconstruction_error",
     "segmentation_prompt", "segmentation_queries", "target_grid", "trainable_parameters",
     "WiredVLM",

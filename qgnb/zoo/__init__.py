@@ -1,6 +1,7 @@
 """qgnb.zoo: small models trained on the synthetic benchmark, shipped as checkpoints.
 
-``load(name)`` returns a ready explainer, ``load_model(name)`` the model and its processor,
+``load(name)`` (long name ``load_explainer``) returns a ready explainer, ``load_model(name)``
+the model and its processor (as ``qgnb.pvp.load_model`` returns a PVP model with its own),
 ``card(name)`` what the model was trained on and its held-out scores. ``MODEL_NAMES`` lists
 the models; ``python -m qgnb.zoo.train NAME`` retrains one, ``python -m qgnb.zoo.cards``
 re-evaluates them.
@@ -29,5 +30,9 @@ def load(name: str, device: str | torch.device | None = "cpu"):
     return explainer_for(name, *load_model(name), device=device)
 
 
+# The name that says what comes back; `load` stays, short, for `qgnb.evaluate(zoo.load(name), ...)`.
+load_explainer = load
+
+
 __all__ = ["MODEL_NAMES", "SPECS", "card", "checkpoint_dir", "grounding_table", "load",
-           "load_model", "spec"]
+           "load_explainer", "load_model", "spec"]

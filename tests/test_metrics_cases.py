@@ -1,14 +1,11 @@
-"""qgnb.cases: each hand-built map shows the failure mode notebook 01 says it shows."""
-
-import doctest
+"""qgnb.metrics.cases: each hand-built map shows the failure mode notebook 01 says it shows."""
 
 import numpy as np
 import pytest
 
-import qgnb.cases
-from qgnb.cases import CASE_NAMES, NEAR_MISS_OFFSET, blob, failure_cases
 from qgnb.data import shapes
 from qgnb.metrics import score
+from qgnb.metrics.cases import CASE_NAMES, NEAR_MISS_OFFSET, blob, failure_cases
 
 # Boxes with the most room on each of the four sides, plus shapes-benchmark targets.
 BOXES = [[4, 20, 24, 40], [40, 24, 60, 44], [22, 4, 38, 20], [22, 44, 42, 62]]
@@ -67,6 +64,3 @@ def test_failure_cases_reject_a_box_without_room_or_with_fractions():
     with pytest.raises(ValueError, match="must be integer xyxy"):
         failure_cases([2.5, 2, 20, 20], 64, 64)
 
-
-def test_docstring_examples_run():
-    assert doctest.testmod(qgnb.cases).failed == 0

@@ -1,13 +1,10 @@
-"""qgnb.analysis: bootstrap intervals of means and of a correlation of group means."""
-
-import doctest
+"""qgnb.metrics.intervals: bootstrap intervals of means and of a correlation of group means."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import qgnb.analysis
-from qgnb.analysis import correlation_of_means, interval_table, mean_intervals
+from qgnb.metrics.intervals import correlation_of_means, interval_table, mean_intervals
 
 
 def test_mean_intervals_mean_and_count_leave_out_nan_rows():
@@ -84,6 +81,3 @@ def test_correlation_of_means_ignores_nan_rows_and_checks_input():
     with pytest.raises(ValueError, match="group 'g0' has no column 'z'"):
         correlation_of_means(tables, "x", "z")
 
-
-def test_docstring_examples_run():
-    assert doctest.testmod(qgnb.analysis).failed == 0
