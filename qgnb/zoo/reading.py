@@ -13,6 +13,7 @@ reading chosen for the model it starts from.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass
 
@@ -149,3 +150,18 @@ def choose_reading(name: str) -> dict:
     }
     (checkpoint_dir(name) / "reading.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m qgnb.zoo.reading NAME [NAME ...]`` applies the rule."""
+    parser = argparse.ArgumentParser(description="Apply the reading rule to trained zoo models.")
+    parser.add_argument("names", nargs="+", help="zoo model names, e.g. shapes-blip-base")
+    for name in parser.parse_args(argv).names:
+        result = choose_reading(name)
+        figures = ", ".join(f"{Reading(c['layer'], c['tokens']).label()}: {c['pg_accuracy']:.3f}"
+                            for c in result["candidates"])
+        print(f"{name}: {figures}; chosen {Reading(**result['chosen']).label()}")
+
+
+if __name__ == "__main__":
+    main()
