@@ -13,8 +13,8 @@ tables ``grounding_id.csv`` and ``grounding_ood.csv`` beside its checkpoint:
 - the grounding summary (`qgnb.metrics.summarize`) of the model's explainer (read where the
   rule chose) on the first ``GROUNDING_N`` samples of ``id`` and of ``ood``, and its PG
   accuracy and uncertainty at each of ``LEVELS`` quantisation levels;
-- PG accuracy of every candidate reading on the same ``id`` samples (``by_layer``): what the
-  verdict would have been, read elsewhere;
+- PG accuracy of every candidate reading on the first ``BY_LAYER_N`` of those ``id`` samples
+  (``by_layer``): what the verdict would have been, read elsewhere;
 - for ``shapes-blip-amc``: paired bootstrap comparisons (`qgnb.metrics.compare`) against
   ``shapes-blip-base`` and ``shapes-blip-large`` on both splits.
 """
@@ -43,6 +43,7 @@ EVAL_SEED = 0
 HELDOUT_N = 1000
 SLICE_N = 200
 GROUNDING_N = 300
+BY_LAYER_N = 150  # the first 150 of the grounding samples: every candidate layer is redrawn
 GROUNDING_SPLITS = ("id", "ood")
 # Quantisation levels of the prepared map before its top peaks are found (METRICS.md): the
 # coarser, the more ties between peaks, the more "uncertain" PG verdicts.
@@ -143,8 +144,8 @@ def compute_card(name: str) -> dict:
             str(levels): {k: _plain(summarize(t).to_dict())[k]
                           for k in ("pg_accuracy", "pg_uncertainty", "pg_accuracy_certain")}
             for levels, t in tables.items()}
-    samples = shapes("id", GROUNDING_N, EVAL_SEED)
-    result["by_layer"] = {"split": "id", "n": GROUNDING_N, "seed": EVAL_SEED, "readings": [
+    samples = shapes("id", BY_LAYER_N, EVAL_SEED)
+    result["by_layer"] = {"split": "id", "n": BY_LAYER_N, "seed": EVAL_SEED, "readings": [
         {"layer": r.layer, "tokens": r.tokens,
          **{k: _plain(summarize(table).to_dict())[k] for k in ("pg_accuracy", "pg_uncertainty")}}
         for r in candidates(name)

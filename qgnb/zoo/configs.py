@@ -97,7 +97,7 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-clip",
             _CLIP,
-            Recipe(stages=(("itc", 4500),), negatives_per_scene=4, **_SEEING),
+            Recipe(stages=(("itc", 3000),), negatives_per_scene=4, **_SEEING),
             notes="CLIPModel, image-text contrastive (in-batch, and each image against four of "
                   "its hard negatives) + the auxiliary object-attribute and relation heads on "
                   "the vision tower; maps by gScoreCAM.",
@@ -120,7 +120,7 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-blip-large",
             _LARGE,
-            Recipe(stages=(("itc", 300), ("itm", 3300)), **_SEEING),
+            Recipe(stages=(("itc", 300), ("itm", 2500)), **_SEEING),
             notes="About twice shapes-blip-base's parameters (wider and deeper), trained the "
                   "same way.",
         ),
