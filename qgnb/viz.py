@@ -9,6 +9,7 @@ preparation (``relu``, then divided by the maximum), so the colour scale is alwa
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,19 @@ BOX_COLOR = "#39ff14"
 TOP_PEAK_COLOR = "white"
 OTHER_PEAK_COLOR = "#bbbbbb"
 COLORSCALE = "Jet"
+# Gallery layout, in pixels: a square panel, its title set in TITLE_FONT px type, wrapped at
+# TITLE_CHARS characters a line (about what fits in a panel at that size) and given
+# TITLE_LINE px per line.
+PANEL = 220
+TITLE_FONT = 11
+TITLE_CHARS = 32
+TITLE_LINE = 15
+# Figure margins (px): room for the main title above, for the legend below.
+TOP_MARGIN = 60
+BOTTOM_MARGIN = 60
+# Bar charts: an explicit height, so that notebook front-ends do not pick a squat default.
+BAR_HEIGHT = 460
+SCATTER_HEIGHT = 520
 
 
 def as_numpy(array) -> np.ndarray:
@@ -258,6 +272,16 @@ def map_figure(
     return fig
 
 
+def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
+    """``text`` broken into lines of at most ``width`` characters (at spaces; a longer word
+    is split), joined by plotly's ``<br>``.
+
+    >>> wrap_title("blip-base · best: the small red circle left of the square", 24)
+    'blip-base · best: the<br>small red circle left of<br>the square'
+    """
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
 def gallery(
     images: Sequence,
     heatmaps: Sequence,
@@ -271,7 +295,9 @@ def gallery(
     """A grid of maps over their images with their boxes; one panel per sample.
 
     Panel ``k`` holds three traces (image, map, box outline) on subplot axes ``k + 1``; a
-    white cross marks the map's maximum (the pointing game's point).
+    white cross marks the map's maximum (the pointing game's point). Panels are ``PANEL``
+    pixels square; titles are wrapped to the panel's width (`wrap_title`) and the rows are
+    spaced by the tallest title, so that no title overlaps the panel above it or is cut.
 
     >>> import numpy as np
     >>> img, a = np.zeros((4, 4, 3), np.uint8), np.eye(4)
@@ -289,10 +315,17 @@ def gallery(
         raise ValueError("gallery: no panels to draw")
     cols = min(cols, n)
     rows = math.ceil(n / cols)
+    wrapped = [wrap_title(t) for t in titles]
+    title_block = TITLE_LINE * max(t.count("<br>") + 1 for t in wrapped) + 8
+    gap = 16  # px between panels side by side
+    plot_height = rows * PANEL + (rows - 1) * title_block
+    plot_width = cols * PANEL + (cols - 1) * gap
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(titles),
-        horizontal_spacing=0.03, vertical_spacing=0.08,
+        rows=rows, cols=cols, subplot_titles=wrapped,
+        horizontal_spacing=gap / plot_width,
+        vertical_spacing=title_block / plot_height if rows > 1 else 0.0,
     )
+    fig.update_annotations(font={"size": TITLE_FONT})
     for k in range(n):
         img, amap = as_numpy(images[k]), as_numpy(heatmaps[k]).astype(np.float64)
         _check_shapes(img, amap, f"gallery panel {k} ({titles[k]!r})")
@@ -316,9 +349,10 @@ def gallery(
         title={"text": title},
         coloraxis={"colorscale": COLORSCALE, "cmin": 0.0, "cmax": 1.0,
                    "colorbar": {"title": {"text": "map"}}},
-        legend={"orientation": "h", "y": -0.05},
-        width=220 * cols + 120,
-        height=230 * rows + 120,
+        legend={"orientation": "h", "y": 0, "yanchor": "bottom", "yref": "container"},
+        margin={"t": TOP_MARGIN + title_block, "b": BOTTOM_MARGIN, "l": 20, "r": 100},
+        width=plot_width + 20 + 100,
+        height=plot_height + TOP_MARGIN + title_block + BOTTOM_MARGIN,
     )
     return fig
 
@@ -372,6 +406,7 @@ def interval_bars(
         yaxis_title=y_title or value,
         barmode="group",
         legend_title_text=color or "",
+        height=BAR_HEIGHT,
     )
     return fig
 
@@ -386,6 +421,8 @@ def scatter_with_fit(
     title: str,
 ) -> go.Figure:
     """Labelled points and their least-squares line (``scipy.stats.linregress``), r in the legend.
+
+    The axes are padded beyond the points so that the labels above them are not cut.
 
     >>> fig = scatter_with_fit([0, 1, 2], [1, 3, 5], ["a", "b", "c"],
     ...                        x_title="x", y_title="y", title="t")
@@ -408,9 +445,21 @@ def scatter_with_fit(
                 y=fit.intercept + fit.slope * line_x,
                 mode="lines",
                 line={"dash": "dash"},
-                name=f"fit: y = {fit.slope:.3f} x + {fit.intercept:.3f} (r = {fit.rvalue:.3f})",
+                name=f"fit: y = {fit.slope:.3f} x {'-' if fit.intercept < 0 else '+'} "
+                     f"{abs(fit.intercept):.3f} (r = {fit.rvalue:.3f})",
             ),
         ]
     )
-    fig.update_layout(title={"text": title}, xaxis_title=x_title, yaxis_title=y_title)
+    fig.update_layout(title={"text": title}, xaxis_title=x_title, yaxis_title=y_title,
+                      height=SCATTER_HEIGHT, margin={"t": 70})
+    # Room for the labels: above the highest point (a label is drawn over its point) and
+    # half a label's width beside the outermost points.
+    fig.update_xaxes(range=_padded(xs, 0.12, 0.12))
+    fig.update_yaxes(range=_padded(ys, 0.08, 0.2))
     return fig
+
+
+def _padded(values: np.ndarray, below: float, above: float) -> list[float]:
+    low, high = float(values.min()), float(values.max())
+    span = high - low if high > low else max(abs(high), 1.0)
+    return [low - below * span, high + above * span]

@@ -6,8 +6,16 @@ import doctest
 import pytest
 import transformers
 
-from qgnb import paper_table
-from qgnb.explain import albef, albef_model, blip, clip, cross_attention, openclip, recipes
+from qgnb.explain import (
+    albef,
+    albef_model,
+    blip,
+    clip,
+    cross_attention,
+    openclip,
+    paper_table,
+    recipes,
+)
 
 transformers.logging.set_verbosity_error()
 

@@ -63,11 +63,16 @@ def test_imports_point_downward(path):
     assert upward_imports(path) == []
 
 
-def test_top_level_holds_only_the_layers():
+# Above every layer: the command line (``qgnb``, ``python -m qgnb``) and the public testing
+# helper (``qgnb.testing.assert_no_regression``), which users import by those names.
+ENTRY_POINTS = {"__init__", "__main__", "cli", "testing"}
+
+
+def test_top_level_holds_only_the_layers_and_entry_points():
     top = {p.stem for p in PACKAGE.glob("*.py")} | {
         p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()
     }
-    assert top == {"__init__", *LAYERS}
+    assert top == ENTRY_POINTS | set(LAYERS)
 
 
 def test_an_upward_import_is_caught(tmp_path, monkeypatch):

@@ -10,10 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from qgnb.analysis import mean_intervals
 from qgnb.data import Sample
 from qgnb.explain import evaluate
-from qgnb.paper_table import (
+from qgnb.explain.paper_table import (
     PAPER_METRICS,
     PaperPaths,
     build_explainer,
@@ -26,6 +25,7 @@ from qgnb.paper_table import (
     store_folder,
     with_certain_hits,
 )
+from qgnb.metrics.intervals import mean_intervals
 
 
 def paths_under(root: Path) -> PaperPaths:

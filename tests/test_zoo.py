@@ -172,8 +172,8 @@ def _tiny_run(tmp_path, monkeypatch, *, interrupt_at: int | None = None, fresh: 
     monkeypatch.setattr(zoo_train, "SAVE_EVERY", 2)
     save_state = zoo_train._save_state
 
-    def save_then_maybe_die(state_file, zoo_spec, model, optimizer, step, log, seconds):
-        save_state(state_file, zoo_spec, model, optimizer, step, log, seconds)
+    def save_then_maybe_die(state_file, zoo_spec, model, heads, optimizer, step, log, seconds):
+        save_state(state_file, zoo_spec, model, heads, optimizer, step, log, seconds)
         if saved is not None:
             saved.append(step)
         if step == interrupt_at:
@@ -199,12 +199,15 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
 def test_clip_hard_negative_softmax_equals_per_image_computation():
     from qgnb.zoo.models import new_model
-    from qgnb.zoo.train import PhraseTokens, _clip_losses
+    from qgnb.zoo.train import PhraseTokens, PixelValues, _clip_losses
 
     model, processor = new_model(spec("shapes-clip"))
     pool = scene_pool("train", 12, 0)
     batch = draw_batch(pool, 4, seed=0, step=1, negatives_per_scene=2)
-    losses = _clip_losses(model, processor, PhraseTokens(processor), batch)
+    pixel_values = PixelValues(processor, pool)(batch.indices)
+    assert torch.equal(pixel_values, processor.image_processor(batch.images, return_tensors="pt")
+                       ["pixel_values"])  # the cache gives what the processor gives
+    losses = _clip_losses(model, pixel_values, PhraseTokens(processor), batch, spec("shapes-clip"))
     expected = []
     with torch.no_grad():
         for i in range(4):

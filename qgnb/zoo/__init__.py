@@ -1,10 +1,11 @@
 """qgnb.zoo: small models trained on the synthetic benchmark, shipped as checkpoints.
 
-``load(name)`` (long name ``load_explainer``) returns a ready explainer, ``load_model(name)``
-the model and its processor (as ``qgnb.pvp.load_model`` returns a PVP model with its own),
-``card(name)`` what the model was trained on and its held-out scores. ``MODEL_NAMES`` lists
-the models; ``python -m qgnb.zoo.train NAME`` retrains one, ``python -m qgnb.zoo.cards``
-re-evaluates them.
+``load(name)`` (long name ``load_explainer``) returns a ready explainer (its map read where
+`qgnb.zoo.reading`'s rule chose), ``load_model(name)`` the model and its processor (as
+``qgnb.pvp.load_model`` returns a PVP model with its own), ``card(name)`` what the model was
+trained on, where its map is read and its held-out scores. ``MODEL_NAMES`` lists the models;
+``python -m qgnb.zoo.train NAME`` retrains one, ``python -m qgnb.zoo.reading NAME`` applies
+the reading rule to it, ``python -m qgnb.zoo.cards`` re-evaluates them (docs/zoo.md).
 """
 
 from __future__ import annotations

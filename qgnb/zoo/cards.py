@@ -8,8 +8,13 @@ tables ``grounding_id.csv`` and ``grounding_ood.csv`` beside its checkpoint:
   positive / hard-negative pairs (BLIP) or zero-shot expression retrieval (CLIP), see
   `qgnb.zoo.evaluation`; the same score on the first ``SLICE_N`` samples (the tests
   reproduce it);
-- the grounding summary (`qgnb.metrics.summarize`) of the model's explainer on the first
-  ``GROUNDING_N`` samples of ``id`` and of ``ood``;
+- the reading rule's record (`qgnb.zoo.reading`: the rule, each candidate layer's validation
+  PG accuracy, the chosen layer), which must have been applied first;
+- the grounding summary (`qgnb.metrics.summarize`) of the model's explainer (read where the
+  rule chose) on the first ``GROUNDING_N`` samples of ``id`` and of ``ood``, and its PG
+  accuracy and uncertainty at each of ``LEVELS`` quantisation levels;
+- PG accuracy of every candidate reading on the first ``BY_LAYER_N`` of those ``id`` samples
+  (``by_layer``): what the verdict would have been, read elsewhere;
 - for ``shapes-blip-amc``: paired bootstrap comparisons (`qgnb.metrics.compare`) against
   ``shapes-blip-base`` and ``shapes-blip-large`` on both splits.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -32,12 +38,17 @@ from qgnb.zoo.configs import SPECS, spec
 from qgnb.zoo.evaluation import heldout_score
 from qgnb.zoo.explainers import explainer_for
 from qgnb.zoo.models import checkpoint_dir, load_model
+from qgnb.zoo.reading import candidates, explainer_at
 
 EVAL_SEED = 0
 HELDOUT_N = 1000
 SLICE_N = 200
 GROUNDING_N = 300
+BY_LAYER_N = 150  # the first 150 of the grounding samples: every candidate layer is redrawn
 GROUNDING_SPLITS = ("id", "ood")
+# Quantisation levels of the prepared map before its top peaks are found (METRICS.md): the
+# coarser, the more ties between peaks, the more "uncertain" PG verdicts.
+LEVELS = (32, 64, 128, 256)
 BOOTSTRAP = 2000
 COMPARISONS = {"shapes-blip-amc": ("shapes-blip-base", "shapes-blip-large")}
 
@@ -118,13 +129,29 @@ def compute_card(name: str) -> dict:
         "slice_n": SLICE_N,
         "slice_value": heldout_score(model, processor, family, heldout[:SLICE_N]),
     }
+    result["reading"] = json.loads((directory / "reading.json").read_text())
     explainer = explainer_for(name, model, processor)
     result["explainer"] = explainer.config
     result["grounding"] = {"n": GROUNDING_N, "seed": EVAL_SEED}
+    result["quantisation"] = {"levels": list(LEVELS)}
     for split in GROUNDING_SPLITS:
-        table = evaluate(explainer, shapes(split, GROUNDING_N, EVAL_SEED), batch_size=50)
-        table.to_csv(directory / f"grounding_{split}.csv", index=False)
-        result["grounding"][split] = _plain(summarize(table).to_dict())
+        samples = shapes(split, GROUNDING_N, EVAL_SEED)
+        with tempfile.TemporaryDirectory() as store:  # maps drawn once, scored at each level
+            tables = {levels: evaluate(explainer, samples, batch_size=50, store=store,
+                                       levels=levels) for levels in LEVELS}
+        tables[LEVELS[-1]].to_csv(directory / f"grounding_{split}.csv", index=False)
+        result["grounding"][split] = _plain(summarize(tables[LEVELS[-1]]).to_dict())
+        result["quantisation"][split] = {
+            str(levels): {k: _plain(summarize(t).to_dict())[k]
+                          for k in ("pg_accuracy", "pg_uncertainty", "pg_accuracy_certain")}
+            for levels, t in tables.items()}
+    samples = shapes("id", BY_LAYER_N, EVAL_SEED)
+    result["by_layer"] = {"split": "id", "n": BY_LAYER_N, "seed": EVAL_SEED, "readings": [
+        {"layer": r.layer, "tokens": r.tokens,
+         **{k: _plain(summarize(table).to_dict())[k] for k in ("pg_accuracy", "pg_uncertainty")}}
+        for r in candidates(name)
+        for table in [evaluate(explainer_at(name, model, processor, r), samples, batch_size=50,
+                               progress=False)]]}
     (directory / "card.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

@@ -10,13 +10,7 @@ from dataclasses import dataclass
 
 from transformers import BlipConfig, CLIPConfig
 
-IMAGE_SIZE = 64
-PATCH_SIZE = 8
 MAX_PHRASE_TOKENS = 16
-# The BLIP models' GradCAM: the last text cross-attention layer, all token rows (the ALBEF/AMC
-# recipe; in the last layer only the [CLS] row gets gradient). AMC trains this very map.
-GRADCAM_LAYER = -1
-GRADCAM_TOKENS = "all"
 
 
 @dataclass(frozen=True)
@@ -36,10 +30,20 @@ class Recipe:
     """Training stages, in order: ``(stage, steps)`` with stage in {"itc", "itm", "amc"}.
 
     ``itc``: image-text contrastive only; ``itm``: contrastive + matching with hard negatives;
-    ``amc``: matching + contrastive + the attention mask consistency loss.
+    ``amc``: matching + contrastive + the attention mask consistency loss, on the map read
+    where the reading rule (`qgnb.zoo.reading`) reads the ``init_from`` model.
+
+    ``attribute_weight`` (0: off) adds the auxiliary object-attribute loss on the vision tower
+    (`qgnb.zoo.attributes`): each object's shape and size from the mean of the tower's last
+    hidden states over the patches whose centres fall in its box; ``relation_weight`` adds the
+    same for the relations between every ordered pair of objects. ``relation_share``: the share
+    of a relational phrase's hard negatives that change its relation (the rest are drawn from
+    all its hard negatives, where relation changes are a few of many).
     """
 
     stages: tuple[tuple[str, int], ...]
+    image_size: int = 64
+    patch_size: int = 8
     batch_size: int = 64
     learning_rate: float = 5e-4
     warmup_steps: int = 100
@@ -52,6 +56,9 @@ class Recipe:
     # CLIP: each image's true phrase against this many of its hard negatives in one softmax
     # (beside the in-batch contrastive loss): the zero-shot retrieval it is scored on.
     negatives_per_scene: int = 1
+    attribute_weight: float = 0.0
+    relation_weight: float = 0.0
+    relation_share: float = 0.0
     threads: int = 1  # torch threads; results are reproducible for a fixed count
 
 
@@ -79,12 +86,18 @@ _CLIP = Architecture(
     family="clip", hidden=96, vision_layers=3, text_layers=2, heads=4, embed_dim=64
 )
 
+# The towers-that-see-shape recipes (PROBES.md): the auxiliary object-attribute loss on the
+# vision tower, a relation head beside it, and half of a relational phrase's hard negatives
+# changing its relation (relation negatives were the errors left once shape was learnt).
+_SEEING = dict(attribute_weight=1.0, relation_weight=0.5, relation_share=0.5)
+
 SPECS: dict[str, ZooSpec] = {
     spec.name: spec
     for spec in (
         ZooSpec(
             "shapes-clip",
             _CLIP,
+            # Not retrained with the seeing recipe (no compute left; docs/zoo.md).
             Recipe(stages=(("itc", 4000),), negatives_per_scene=4),
             notes="CLIPModel, image-text contrastive only (in-batch, and each image against "
                   "four of its hard negatives); maps by gScoreCAM.",
@@ -92,21 +105,25 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-blip-base",
             _BASE,
-            Recipe(stages=(("itc", 300), ("itm", 3700))),
-            notes="BlipForImageTextRetrieval, ITC warm-up then ITC + ITM with hard negatives.",
+            Recipe(stages=(("itc", 300), ("itm", 5200)), **_SEEING),
+            notes="BlipForImageTextRetrieval, ITC warm-up then ITC + ITM with hard negatives, "
+                  "+ the auxiliary object-attribute and relation heads on the vision tower.",
         ),
         ZooSpec(
             "shapes-blip-amc",
             _BASE,
             Recipe(stages=(("amc", 300),), learning_rate=2e-4, warmup_steps=50,
                    init_from="shapes-blip-base", seed=1),
-            notes="shapes-blip-base fine-tuned with ITM + ITC + the AMC loss (Yang et al. 2023).",
+            notes="shapes-blip-base fine-tuned with ITM + ITC + the AMC loss (Yang et al. 2023) "
+                  "on the map read where the reading rule reads shapes-blip-base.",
         ),
         ZooSpec(
             "shapes-blip-large",
             _LARGE,
+            # Not retrained with the seeing recipe (no compute left; docs/zoo.md).
             Recipe(stages=(("itc", 300), ("itm", 4100)), threads=2),
-            notes="Wider and deeper than shapes-blip-base, trained longer the same way.",
+            notes="Wider and deeper than shapes-blip-base (about twice its parameters), "
+                  "ITC warm-up then ITC + ITM, without the auxiliary heads.",
         ),
     )
 }
@@ -123,18 +140,19 @@ def spec(name: str) -> ZooSpec:
     return SPECS[name]
 
 
-def build_config(architecture: Architecture, vocab_size: int, pad_token_id: int,
+def build_config(zoo_spec: ZooSpec, vocab_size: int, pad_token_id: int,
                  cls_token_id: int, sep_token_id: int) -> BlipConfig | CLIPConfig:
-    """A `transformers` config for a small BLIP or CLIP on 64x64 images with patch 8.
+    """A `transformers` config for a small BLIP or CLIP at the recipe's image and patch size.
 
     >>> from qgnb.zoo.configs import SPECS
-    >>> build_config(SPECS["shapes-clip"].architecture, 20, 0, 2, 3).vision_config.patch_size
+    >>> build_config(SPECS["shapes-clip"], 20, 0, 2, 3).vision_config.patch_size
     8
     """
-    a = architecture
+    a, recipe = zoo_spec.architecture, zoo_spec.recipe
     vision = dict(hidden_size=a.hidden, intermediate_size=4 * a.hidden,
                   num_hidden_layers=a.vision_layers, num_attention_heads=a.heads,
-                  image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, initializer_range=0.02)
+                  image_size=recipe.image_size, patch_size=recipe.patch_size,
+                  initializer_range=0.02)
     text = dict(vocab_size=vocab_size, hidden_size=a.hidden, intermediate_size=4 * a.hidden,
                 num_hidden_layers=a.text_layers, num_attention_heads=a.heads,
                 max_position_embeddings=MAX_PHRASE_TOKENS, pad_token_id=pad_token_id)

@@ -15,7 +15,7 @@ from transformers import (
 )
 
 from qgnb.explain.checkpoint import TRANSFORMERS_FILES, verify_checkpoint
-from qgnb.zoo.configs import IMAGE_SIZE, ZooSpec, build_config, spec
+from qgnb.zoo.configs import ZooSpec, build_config, spec
 from qgnb.zoo.tokenizer import shapes_tokenizer
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -30,19 +30,20 @@ def checkpoint_dir(name: str) -> Path:
     return CHECKPOINTS / spec(name).name
 
 
-def new_processor(family: str) -> BlipProcessor | CLIPProcessor:
-    """The processor of a zoo model: 64x64 images, the word-level shapes tokenizer.
+def new_processor(family: str, image_size: int = 64) -> BlipProcessor | CLIPProcessor:
+    """The processor of a zoo model: square ``image_size`` images, the word-level shapes
+    tokenizer.
 
-    >>> new_processor("blip").image_processor.size["height"]
-    64
+    >>> new_processor("blip", 96).image_processor.size["height"]
+    96
     """
     tokenizer = shapes_tokenizer()
     if family == "blip":
-        images = BlipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+        images = BlipImageProcessor(size={"height": image_size, "width": image_size})
         return BlipProcessor(images, tokenizer)
     if family == "clip":
-        images = CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE},
-                                    crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+        images = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                    crop_size={"height": image_size, "width": image_size})
         return CLIPProcessor(images, tokenizer)
     raise ValueError(f"unknown model family {family!r}; expected 'blip' or 'clip'")
 
@@ -54,9 +55,9 @@ def new_model(zoo_spec: ZooSpec, seed: int = 0):
     >>> type(model).__name__
     'BlipForImageTextRetrieval'
     """
-    processor = new_processor(zoo_spec.architecture.family)
+    processor = new_processor(zoo_spec.architecture.family, zoo_spec.recipe.image_size)
     tok = processor.tokenizer
-    config = build_config(zoo_spec.architecture, len(tok), tok.pad_token_id, tok.cls_token_id,
+    config = build_config(zoo_spec, len(tok), tok.pad_token_id, tok.cls_token_id,
                           tok.sep_token_id)
     torch.manual_seed(seed)
     model_class = BlipForImageTextRetrieval if zoo_spec.architecture.family == "blip" else CLIPModel

@@ -1,8 +1,8 @@
 """The Q-GroundCAM paper's table from the user's own files: four models x four test sets.
 
 Rows are model x data set, columns every Q-GroundCAM metric as a mean with its bootstrap 95%
-interval over samples (`qgnb.analysis.mean_intervals`). The models, each by the recipe of the
-code behind the paper's number:
+interval over samples (`qgnb.metrics.intervals.mean_intervals`). The models, each by the
+recipe of the code behind the paper's number:
 
 - ``CLIP-gScoreCAM``: OpenAI's RN50x16 through open_clip (``RN50x16-quickgelu``), gScoreCAM on
   the last visual stage, the 300 channels with the largest mean gradient.
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     from qgnb.data import Sample
 
-# qgnb.explain, qgnb.data's loaders and qgnb.analysis (torch, transformers, scipy) are imported
-# where they are used: saying what the table needs, without files, then takes seconds.
+# The explainers, the data loaders and qgnb.metrics.intervals (torch, transformers, scipy) are
+# imported where they are used: saying what the table needs, without files, then takes seconds.
 
 # The paper's columns, in its order, named as qgnb's score table names them.
 PAPER_METRICS = ("pg_accuracy", "pg_uncertainty", "pg_accuracy_certain", "soft_iou",
@@ -192,7 +192,7 @@ def paper_rows(tables: Mapping[tuple[str, str], pd.DataFrame], *, n_resamples: i
     >>> float(paper_rows({("m", "d"): t}).loc[("m", "d"), ("pg_accuracy", "mean")])
     0.5
     """
-    from qgnb.analysis import mean_intervals
+    from qgnb.metrics.intervals import mean_intervals
 
     rows = {}
     for key, table in tables.items():

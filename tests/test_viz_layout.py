@@ -1,0 +1,93 @@
+"""Layout of qgnb.viz's gallery, bar and scatter figures: sizes, margins, annotation text."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qgnb.viz import (
+    BAR_HEIGHT,
+    PANEL,
+    TITLE_CHARS,
+    TITLE_FONT,
+    TITLE_LINE,
+    TOP_MARGIN,
+    gallery,
+    interval_bars,
+    scatter_with_fit,
+    wrap_title,
+)
+
+LONG = "blip-large · worst: the small purple diamond left of the large yellow cross"
+
+
+def _long_gallery(n: int = 8, cols: int = 4):
+    image, heatmap = np.zeros((64, 64, 3), np.uint8), np.eye(64)
+    titles = [LONG if k % 2 else f"base · best: the circle {k}" for k in range(n)]
+    return gallery([image] * n, [heatmap] * n, [[[0, 0, 8, 8]]] * n, titles, cols=cols,
+                   title="Highest and lowest IO ratio per model (id split)")
+
+
+def test_wrap_title_keeps_lines_short_and_words_whole():
+    lines = wrap_title(LONG).split("<br>")
+    assert all(len(line) <= TITLE_CHARS for line in lines)
+    assert " ".join(lines) == LONG
+    assert wrap_title("hit") == "hit"
+
+
+def test_gallery_titles_fit_their_panel_and_clear_the_panel_above():
+    fig = _long_gallery()
+    layout = fig.layout
+    plot_height = layout.height - layout.margin.t - layout.margin.b
+    plot_width = layout.width - layout.margin.l - layout.margin.r
+    # Every panel is PANEL pixels square (within a pixel).
+    for k in range(1, 9):
+        suffix = "" if k == 1 else str(k)
+        x_domain = layout[f"xaxis{suffix}"].domain
+        y_domain = layout[f"yaxis{suffix}"].domain
+        assert (x_domain[1] - x_domain[0]) * plot_width == pytest.approx(PANEL, abs=1)
+        assert (y_domain[1] - y_domain[0]) * plot_height == pytest.approx(PANEL, abs=1)
+    # A line of TITLE_CHARS characters at TITLE_FONT px (average glyph ~0.6 em) fits a panel.
+    assert TITLE_CHARS * 0.6 * TITLE_FONT <= PANEL
+    tops = sorted({round(layout[f"yaxis{'' if k == 1 else k}"].domain[1], 6) for k in range(1, 9)})
+    bottoms = sorted({round(layout[f"yaxis{'' if k == 1 else k}"].domain[0], 6)
+                      for k in range(1, 9)})
+    for annotation in layout.annotations:
+        lines = annotation.text.split("<br>")
+        assert all(len(line) <= TITLE_CHARS for line in lines)
+        assert annotation.font.size == TITLE_FONT
+        bottom_px = annotation.y * plot_height  # annotations sit on their panel's top edge
+        top_px = bottom_px + len(lines) * TITLE_LINE
+        above = [b for b in bottoms if b > annotation.y + 1e-9]
+        ceiling = above[0] * plot_height if above else plot_height + layout.margin.t - TOP_MARGIN
+        assert top_px <= ceiling + 1e-6, (annotation.text, top_px, ceiling)
+        assert round(annotation.y, 6) in tops
+
+
+def test_gallery_short_titles_are_not_wrapped_and_one_row_has_no_gap():
+    image, heatmap = np.zeros((8, 8, 3), np.uint8), np.eye(8)
+    fig = gallery([image] * 2, [heatmap] * 2, [[[0, 0, 2, 2]]] * 2, ["hit", "miss"])
+    assert [a.text for a in fig.layout.annotations] == ["hit", "miss"]
+    plot_height = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert plot_height == PANEL
+
+
+def test_interval_bars_have_an_explicit_readable_height():
+    table = pd.DataFrame({"model": ["a", "b"], "mean": [0.5, 0.7], "low": [0.4, 0.6],
+                          "high": [0.6, 0.8]})
+    fig = interval_bars(table, x="model", title="t", y_title="acc")
+    assert fig.layout.height == BAR_HEIGHT
+    assert BAR_HEIGHT >= 420
+
+
+def test_scatter_with_fit_signs_a_negative_intercept_and_leaves_room_for_labels():
+    x, y = np.array([0.1, 0.2, 0.3]), np.array([0.094, 0.194, 0.294])  # y = x - 0.006
+    fig = scatter_with_fit(x, y, ["a", "b", "c"], x_title="IO", y_title="PG", title="t")
+    assert "y = 1.000 x - 0.006" in fig.data[1].name
+    assert "+ -" not in fig.data[1].name
+    low, high = fig.layout.yaxis.range
+    span = y.max() - y.min()
+    assert high >= y.max() + 0.15 * span  # the top point's label is drawn above it
+    assert low < y.min()
+    x_low, x_high = fig.layout.xaxis.range
+    assert x_low < x.min() and x_high > x.max()
+    assert fig.layout.height >= 450
