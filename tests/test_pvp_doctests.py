@@ -5,8 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["batch", "cards", "lookup", "model", "parse", "queries", "reconstruct", "recipes",
-           "regimes", "report", "segmentation", "tokenizer", "train"]
+MODULES = ["batch", "cards", "model", "parse", "probe", "queries", "reconstruct", "recipes",
+           "regimes", "report", "segmentation", "tokenizer", "tower", "train"]
 
 
 @pytest.mark.parametrize("name", MODULES)
