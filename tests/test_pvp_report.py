@@ -1,5 +1,7 @@
 """The notebook's tables over training seeds, on hand-made cards."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,6 +80,20 @@ def test_reference_errors_pool_cells_and_single_out_objects():
     mean = refs.loc["image mean colour everywhere"]
     assert mean["MAE object"] > mean["MAE"] > 0
     assert np.isfinite(refs.to_numpy()).all()
+
+
+def test_other_seeds_read_their_cards_and_share_stage0(tmp_path):
+    folder = tmp_path / "seed-4"
+    folder.mkdir()
+    (tmp_path / "seed-9").mkdir()  # a seed still training: left out
+    for name, info in CARDS[1].items():
+        if name != "pvp-stage0":
+            (folder / f"{name}.json").write_text(json.dumps(info))
+    shipped = report.seed_cards(results=tmp_path / "none")
+    cards = report.seed_cards(results=tmp_path)
+    assert sorted(cards) == [0, 4]
+    assert cards[4]["pvp-stage0"] == shipped[0]["pvp-stage0"]
+    assert cards[4]["pvp-connector"] == CARDS[1]["pvp-connector"]
 
 
 def test_stage_table_reads_recipes_and_median_minutes():

@@ -57,18 +57,26 @@ def test_train_writes_a_reproducible_card_resumes_and_chains(tmp_path, small_eva
 
 
 def test_a_missing_parent_names_the_command_that_makes_it(tmp_path, small_eval):
-    with pytest.raises(FileNotFoundError, match="python -m qgnb.pvp.train pvp-stage0 --seed 3"):
-        train_module.train("pvp-connector", tmp_path, tmp_path / "work", steps=1, seed=3)
+    with pytest.raises(FileNotFoundError, match="python -m qgnb.pvp.train pvp-stage0`"):
+        train_module.train("pvp-connector", tmp_path, tmp_path / "work", steps=1, seed=3,
+                           shared_root=tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="python -m qgnb.pvp.train pvp-connector-lm "
+                                                "--seed 3"):
+        train_module.train("seg-frozen-encoder", tmp_path, tmp_path / "work", steps=1, seed=3)
 
 
-def test_seeds_change_the_draws_and_other_seeds_store_their_cards(tmp_path, small_eval):
-    results = tmp_path / "results"
-    kwargs = {"work": tmp_path / "work", "steps": 1, "vision": "random:0", "results": results}
-    one = train_module.train("pvp-stage0", tmp_path / "a", seed=0, **kwargs)
-    two = train_module.train("pvp-stage0", tmp_path / "b", seed=5, **kwargs)
+def test_seeds_share_stage0_change_the_draws_and_store_their_cards(tmp_path, small_eval):
+    results, shared = tmp_path / "results", tmp_path / "seed0"
+    train_module.train("pvp-stage0", shared, tmp_path / "work", steps=1, vision="random:0")
+    with pytest.raises(ValueError, match="trained once, with seed 0"):
+        train_module.train("pvp-stage0", shared, tmp_path / "work", steps=1, seed=5)
+    kwargs = {"work": tmp_path / "work", "steps": 1, "results": results, "shared_root": shared}
+    one = train_module.train("pvp-connector", tmp_path / "a", seed=0, **kwargs)
+    two = train_module.train("pvp-connector", tmp_path / "b", seed=5, **kwargs)
     assert one["curve"][0]["loss"] != two["curve"][0]["loss"]
-    assert two["command"] == "python -m qgnb.pvp.train pvp-stage0 --seed 5"
-    stored = json.loads((results / "seed-5" / "pvp-stage0.json").read_text())
+    assert two["command"] == "python -m qgnb.pvp.train pvp-connector --seed 5"
+    assert [s["name"] for s in two["stages"]] == ["pvp-stage0", "pvp-connector"]
+    stored = json.loads((results / "seed-5" / "pvp-connector.json").read_text())
     assert stored["eval"] == json.loads(json.dumps(two["eval"]))
     assert not (results / "seed-0").exists()  # seed 0's cards are the shipped checkpoints
 
@@ -77,6 +85,7 @@ def test_recipes_chain_through_stage0_and_take_its_lm_only():
     assert chain("seg-frozen-encoder") == ["pvp-stage0", "pvp-connector-lm",
                                            "seg-frozen-encoder"]
     assert recipe("pvp-stage0").image_source == "oracle"
+    assert recipe("pvp-stage0").shared_across_seeds
     assert recipe("pvp-stage0").detail_share == 0.5
     regimes = [recipe(n) for n in ("pvp-connector", "pvp-connector-lm",
                                    "pvp-connector-lm-vision")]

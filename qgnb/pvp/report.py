@@ -28,18 +28,20 @@ from qgnb.pvp.train import RESULTS
 
 def seed_cards(root: Path = CHECKPOINTS, results: Path = RESULTS) -> dict[int, dict[str, dict]]:
     """Every trained seed's cards: ``{seed: {checkpoint name: card}}``, seed 0 from the shipped
-    checkpoints, the others from ``results/seed-S/NAME.json``. Only seeds with every recipe
-    count (a seed still training is left out).
+    checkpoints, the others from ``results/seed-S/NAME.json`` (stage 0, shared by every seed,
+    from the shipped checkpoint). Only seeds with every recipe count (a seed still training is
+    left out).
 
     >>> sorted(seed_cards())[:1]
     [0]
     """
     seeds = {0: {name: card(name, root) for name in RECIPES}}
     for folder in sorted(Path(results).glob("seed-*")):
-        paths = {name: folder / f"{name}.json" for name in RECIPES}
+        paths = {name: folder / f"{name}.json" for name, r in RECIPES.items()
+                 if not r.shared_across_seeds}
         if all(p.is_file() for p in paths.values()):
-            seeds[int(folder.name.split("-")[1])] = {name: json.loads(p.read_text())
-                                                     for name, p in paths.items()}
+            named = {name: json.loads(p.read_text()) for name, p in paths.items()}
+            seeds[int(folder.name.split("-")[1])] = {**seeds[0], **named}
     return seeds
 
 

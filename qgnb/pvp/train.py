@@ -7,9 +7,10 @@ over). Each step draws its images and query cells from ``numpy.random.default_rn
 stage, step])``, so a resumed run sees the same batches. The curve records the training loss
 and the held-out reconstruction errors (PVP) or cIoU (segmentation) as steps go by.
 
-Seeds: ``--seed S`` trains with seed ``S`` (fresh weights and batches of every stage). Seed 0
-writes the shipped checkpoints; another seed writes its checkpoints under ``build/pvp-seeds``
-and copies each card (the evaluations the notebook reads) to ``qgnb/pvp/results/seed-S``.
+Seeds: ``--seed S`` trains with seed ``S`` (fresh weights and batches). Seed 0 writes the
+shipped checkpoints; another seed writes its checkpoints under ``build/pvp-seeds`` and copies
+each card (the evaluations the notebook reads) to ``qgnb/pvp/results/seed-S``. Stage 0 is
+trained once (seed 0) and every seed starts from it.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def stage_seed(r: Recipe, name: str) -> list[int]:
     return [r.seed, zlib.crc32(name.encode())]
 
 
-def _initial_model(r: Recipe, name: str, root: Path):
+def _initial_model(r: Recipe, name: str, root: Path, shared_root: Path):
     """Model, tokenizer, processor and the parent's card (lineage) to start ``r`` from."""
     def reseed() -> None:
         torch.manual_seed(int(np.random.SeedSequence(stage_seed(r, name)).generate_state(1)[0]))
@@ -86,11 +87,14 @@ def _initial_model(r: Recipe, name: str, root: Path):
         parent = {"vision": r.vision, "vision_adapted": False, "stages": [], "grid": r.grid,
                   "lm": {"hidden": r.lm_hidden, "layers": r.lm_layers, "heads": r.lm_heads}}
         return model, tokenizer, processor, parent
+    if recipe(r.init_from).shared_across_seeds:
+        root = shared_root
     directory = checkpoint_dir(r.init_from, root)
     if not (directory / "card.json").is_file():
         raise FileNotFoundError(f"{name} starts from {r.init_from}, which has no checkpoint at "
                                 f"{directory}; train it first (`python -m qgnb.pvp.train "
-                                f"{r.init_from} --seed {r.seed}`)")
+                                f"{r.init_from}" + ("`)" if recipe(r.init_from).shared_across_seeds
+                                                     else f" --seed {r.seed}`)"))
     parent = _load_card(root, r.init_from)
     model, tokenizer, processor = load_directory(directory)
     if r.init_lm_only:
@@ -187,10 +191,13 @@ def evaluate(r: Recipe, model: WiredVLM, tokenizer, processor, split: str, n: in
 
 def train(name: str, root: Path | None = None, work: Path = Path("build/pvp-work"),
           steps: int | None = None, vision: str | None = None, seed: int = 0,
-          fresh: bool = False, results: Path | None = RESULTS) -> dict[str, Any]:
+          fresh: bool = False, results: Path | None = RESULTS,
+          shared_root: Path | None = None) -> dict[str, Any]:
     """Train checkpoint ``name`` from its recipe with seed ``seed``, save it under ``root``
     (default ``seed_root(seed)``), return its card; for a seed other than 0 the card is also
-    copied to ``results/seed-S/NAME.json`` (unless ``results`` is None).
+    copied to ``results/seed-S/NAME.json`` (unless ``results`` is None). A checkpoint shared
+    across seeds (stage 0) is trained with seed 0 only and started from in ``shared_root``
+    (default: ``root`` for seed 0, else seed 0's folder).
 
     ``steps`` overrides the recipe's step count and ``vision`` its vision tower source (e.g.
     ``"random:0"``), both for trials; a checkpoint with ``init_from`` inherits its parent's
@@ -199,12 +206,17 @@ def train(name: str, root: Path | None = None, work: Path = Path("build/pvp-work
     >>> train("pvp-stage0")  # doctest: +SKIP
     """
     r = replace(recipe(name), seed=seed)
+    if r.shared_across_seeds and seed != 0:
+        raise ValueError(f"{name} is trained once, with seed 0, and shared by every seed; "
+                         f"train it without --seed")
     if vision is not None:
         r = replace(r, vision=vision)
     root = seed_root(seed) if root is None else Path(root)
+    if shared_root is None:
+        shared_root = root if seed == 0 else seed_root(0)
     total = steps if steps is not None else r.steps
     torch.set_num_threads(1)
-    model, tokenizer, processor, parent = _initial_model(r, name, root)
+    model, tokenizer, processor, parent = _initial_model(r, name, root, shared_root)
     apply_regime(model, r.regime)
     params, optimizer, scheduler = optimiser(model, r.learning_rate, r.warmup_steps, total,
                                              r.vision_learning_rate)
