@@ -296,6 +296,7 @@ def findings(cards: dict[int, dict[str, dict]] | None = None) -> list[str]:
         lines.append(
             f"- {split}: segmentation cIoU gain of the PVP-adapted encoder "
             f"{spread(gain, 'cIoU gain', '{:+.1f}')} points; interval above 0 in "
-            f"{gain['seeds with interval above 0']} of {gain['seeds']} seeds; at least 5 points "
+            f"{int(gain['seeds with interval above 0'])} of {int(gain['seeds'])} seeds; at least 5 "
+            f"points "
             f"in every seed: {'yes' if gain['cIoU gain min'] >= 5 else 'no'}.")
     return lines
