@@ -463,3 +463,133 @@ def _padded(values: np.ndarray, below: float, above: float) -> list[float]:
     low, high = float(values.min()), float(values.max())
     span = high - low if high > low else max(abs(high), 1.0)
     return [low - below * span, high + above * span]
+
+
+# PVP figures
+
+
+def pvp_reconstructions(targets: np.ndarray, reconstructions: dict[str, np.ndarray],
+                        title: str = "Target grid and each regime's reconstruction"
+                        ) -> go.Figure:
+    """One row per scene: its target grid, then each regime's reconstruction (``N x g x g x
+    3`` uint8 arrays, same ``N`` and grid), drawn as images with the regime as column title.
+
+    >>> t = np.zeros((2, 4, 4, 3), np.uint8)
+    >>> fig = pvp_reconstructions(t, {"connector": t, "connector+lm": t})
+    >>> len(fig.data), [a.text for a in fig.layout.annotations]
+    (6, ['target', 'connector', 'connector+lm'])
+    """
+    targets = as_numpy(targets)
+    panels = {"target": targets, **{k: as_numpy(v) for k, v in reconstructions.items()}}
+    for name, grids in panels.items():
+        if grids.shape != targets.shape:
+            raise ValueError(f"reconstruction {name!r} has shape {grids.shape}, "
+                             f"targets {targets.shape}")
+    rows, cols = len(targets), len(panels)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(panels),
+                        horizontal_spacing=0.01, vertical_spacing=0.01)
+    for i in range(rows):
+        for j, grids in enumerate(panels.values()):
+            fig.add_trace(go.Image(z=grids[i], name=f"{list(panels)[j]} {i}"), row=i + 1,
+                          col=j + 1)
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    # Keep only the column titles (first row): make_subplots titles every column once.
+    return fig.update_layout(title=title, height=160 * rows + 80, width=160 * cols + 40,
+                             margin={"l": 10, "r": 10, "t": 80, "b": 10})
+
+
+def pvp_regime_errors(summary: pd.DataFrame, references: pd.DataFrame | None = None,
+                      title: str = "Reconstruction error per regime over training seeds"
+                      ) -> go.Figure:
+    """Bars of the median MAE per regime over all cells and over object cells, with the range
+    over seeds as error bars, one panel per split. ``summary`` has columns ``split, regime,
+    MAE median/min/max, MAE object median/min/max`` (``qgnb.pvp.report.regime_summary``);
+    ``references`` (``split, answer, MAE, MAE object``) adds dotted lines at the image-mean
+    colour's errors.
+
+    >>> s = pd.DataFrame({"split": ["id"], "regime": ["connector"], "MAE median": [4.0],
+    ...     "MAE min": [3.0], "MAE max": [6.0], "MAE object median": [9.0],
+    ...     "MAE object min": [8.0], "MAE object max": [9.5]})
+    >>> fig = pvp_regime_errors(s)
+    >>> list(fig.data[0].y), list(fig.data[0].error_y.array)
+    ([4.0, 9.0], [2.0, 0.5])
+    """
+    splits = list(dict.fromkeys(summary["split"]))
+    fig = make_subplots(rows=1, cols=len(splits), subplot_titles=[f"split: {s}" for s in splits],
+                        shared_yaxes=True)
+    colours = ["#9ecae1", "#4292c6", "#08519c"]
+    for j, split in enumerate(splits):
+        part = summary[summary["split"] == split]
+        for k, (_, row) in enumerate(part.iterrows()):
+            medians = [row["MAE median"], row["MAE object median"]]
+            fig.add_trace(go.Bar(
+                x=["all cells", "object cells"], y=medians, name=row["regime"],
+                marker_color=colours[k % len(colours)], legendgroup=row["regime"],
+                showlegend=j == 0,
+                error_y={"type": "data", "symmetric": False,
+                         "array": [row["MAE max"] - medians[0],
+                                   row["MAE object max"] - medians[1]],
+                         "arrayminus": [medians[0] - row["MAE min"],
+                                        medians[1] - row["MAE object min"]]}),
+                row=1, col=j + 1)
+        if references is not None:
+            ref = references[(references["split"] == split)
+                             & (references["answer"] == "image mean colour everywhere")]
+            for _, r in ref.iterrows():
+                for x, column in (("all cells", "MAE"), ("object cells", "MAE object")):
+                    fig.add_trace(go.Scatter(
+                        x=[x], y=[r[column]], mode="markers", name="image mean colour",
+                        marker={"symbol": "line-ew-open", "size": 40, "color": "black"},
+                        legendgroup="reference", showlegend=j == 0 and x == "all cells"),
+                        row=1, col=j + 1)
+    fig.update_yaxes(title_text="mean absolute error (0-255)", col=1)
+    return fig.update_layout(title=title, barmode="group", height=420)
+
+
+def pvp_curves(curve: pd.DataFrame, column: str = "MAE object",
+               title: str = "Held-out error on object cells during training") -> go.Figure:
+    """One line per run and seed of ``column`` against the step (``qgnb.pvp.report.curve_table``:
+    columns ``seed, run, step`` and the scores); runs share a colour across seeds.
+
+    >>> c = pd.DataFrame({"seed": [0, 0, 1], "run": ["a", "a", "a"], "step": [1, 2, 1],
+    ...                   "MAE object": [3.0, 2.0, 4.0]})
+    >>> [list(t.y) for t in pvp_curves(c).data]
+    [[3.0, 2.0], [4.0]]
+    """
+    palette = ["#7f7f7f", "#9ecae1", "#4292c6", "#08519c", "#d62728"]
+    runs = list(dict.fromkeys(curve["run"]))
+    fig = go.Figure()
+    for (run, seed), part in curve.groupby(["run", "seed"], sort=False):
+        fig.add_trace(go.Scatter(x=part["step"].tolist(), y=part[column].tolist(),
+                                 mode="lines+markers",
+                                 name=f"{run}, seed {seed}", legendgroup=run,
+                                 line={"color": palette[runs.index(run) % len(palette)]}))
+    return fig.update_layout(title=title, xaxis_title="training step (from the start of "
+                             "stage 0)", yaxis_title=f"{column} (0-255)", height=420)
+
+
+def pvp_segmentation_gain(gains: pd.DataFrame, goal: float = 5.0,
+                          title: str = "cIoU gain of the PVP-adapted encoder, per seed"
+                          ) -> go.Figure:
+    """Each seed's cIoU gain (points) with its 95% paired bootstrap interval, one marker per
+    seed and split (``qgnb.pvp.report.segmentation_gain``: ``seed, split, cIoU gain, low,
+    high``), with dotted lines at 0 and at the ``goal``.
+
+    >>> g = pd.DataFrame({"seed": [0], "split": ["id"], "cIoU gain": [7.0], "low": [2.0],
+    ...                   "high": [9.0]})
+    >>> t = pvp_segmentation_gain(g).data[0]
+    >>> list(t.y), list(t.error_y.array), list(t.error_y.arrayminus)
+    ([7.0], [2.0], [5.0])
+    """
+    fig = go.Figure()
+    for split, part in gains.groupby("split", sort=False):
+        fig.add_trace(go.Scatter(
+            x=[f"seed {s}" for s in part["seed"]], y=part["cIoU gain"].tolist(), mode="markers",
+            name=split, marker={"size": 11},
+            error_y={"type": "data", "symmetric": False,
+                     "array": (part["high"] - part["cIoU gain"]).tolist(),
+                     "arrayminus": (part["cIoU gain"] - part["low"]).tolist()}))
+    fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    fig.add_hline(y=goal, line_dash="dot", line_color="green",
+                  annotation_text=f"goal: +{goal:g} points")
+    return fig.update_layout(title=title, yaxis_title="cIoU gain (points)", height=400)

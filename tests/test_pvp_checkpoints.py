@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from qgnb.pvp.cards import CHECKPOINTS, card, load, load_directory, save
-from qgnb.pvp.model import TinyVLM, lm_config, random_vision_tower
+from qgnb.pvp.model import build_vlm, random_vision_tower
 from qgnb.pvp.recipes import RECIPES
 from qgnb.pvp.tokenizer import build_tokenizer
 from qgnb.pvp.train import evaluate
@@ -40,17 +40,19 @@ def test_card_counts_and_lineage(name):
 
 
 def test_save_and_load_round_trip_without_the_frozen_tower(tmp_path):
-    tok = build_tokenizer(["the"])
+    tok = build_tokenizer(["the"], locations=8)
     tower, _ = random_vision_tower(seed=3)
-    model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id, hidden=32, layers=1, heads=2))
-    info = {"vision": "random:3", "vision_adapted": False, "grid": 16,
-            "lm": {"hidden": 32, "layers": 1, "heads": 2}}
+    model = build_vlm(tower, tok, 8, layers=1, image_source="oracle")
+    info = {"vision": "random:3", "vision_adapted": False, "grid": 8, "image_source": "oracle",
+            "lm": {"hidden": 128, "layers": 1, "heads": 4}}
     save(model, tok, info, tmp_path)
     again, tok2, _ = load_directory(tmp_path)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value, msg=key)
     assert tok2.to_str() == tok.to_str()
     assert json.loads((tmp_path / "card.json").read_text())["vision"] == "random:3"
+    assert again.image_source == "oracle"
+    assert not list(tmp_path.glob("*.partial"))  # written beside, then renamed
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -1,14 +1,14 @@
-"""The tiny VLM: tokenizer, batching, the shared-prefix cache, greedy decoding, regimes."""
+"""The PVP model: tokenizer, batching, the shared-prefix cache, greedy decoding, regimes, and
+the oracle image tokens of stage 0."""
 
 import pytest
 import torch
 
 from qgnb.pvp.batch import prompt_tensor, query_tensors
 from qgnb.pvp.model import (
+    CONTENT,
     IGNORE,
-    TinyVLM,
-    grid_position_codes,
-    lm_config,
+    build_vlm,
     ordinal_embeddings,
     random_vision_tower,
     vision_tower,
@@ -19,14 +19,13 @@ from qgnb.pvp.tokenizer import build_tokenizer
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_tokenizer(["the", "red", "circle", "left of"])
+    return build_tokenizer(["the", "red", "circle", "left of"], locations=8)
 
 
-def tiny_model(tok, hidden=32):
+def tiny_model(tok, image_source="tower"):
     tower, _ = random_vision_tower(seed=0, hidden=16, layers=1, heads=2)
     torch.manual_seed(0)
-    return TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id, hidden=hidden, layers=1,
-                                    heads=2))
+    return build_vlm(tower, tok, 8, layers=1, image_source=image_source)
 
 
 def count(module):
@@ -35,7 +34,8 @@ def count(module):
 
 def test_numbers_0_to_255_are_single_tokens(tok):
     assert tok.tokens("[reconstruct] loc: [3,12] rgb:") == [
-        "[reconstruct]", "loc", ":", "[", "3", ",", "12", "]", "rgb", ":"]
+        "[reconstruct]", "loc", ":", "[", "3", ",", "12", "]", "rgb", ":"]  # not on the grid
+    assert tok.tokens("[reconstruct] loc: [3,1] rgb:")[3] == "[3,1]"  # a location token
     assert tok.tokens("[0,128,255]") == ["[", "0", ",", "128", ",", "255", "]"]
     assert tok.tokens("[256]") == ["[", "<unk>", "]"]  # outside the vocabulary
 
@@ -43,7 +43,7 @@ def test_numbers_0_to_255_are_single_tokens(tok):
 def test_segmentation_prompt_tokens_and_unknown_words(tok):
     assert tok.tokens("[segmentation] The red circle left of a blob loc: [0,2] mask:") == [
         "[segmentation]", "the", "red", "circle", "left", "of", "<unk>", "<unk>", "loc", ":",
-        "[", "0", ",", "2", "]", "mask", ":"]
+        "[0,2]", "mask", ":"]
 
 
 def test_tokenizer_round_trips_through_json(tok):
@@ -53,9 +53,9 @@ def test_tokenizer_round_trips_through_json(tok):
 
 
 def test_query_tensors_label_only_the_answer_and_eos(tok):
-    ids, mask, labels = query_tensors(tok, [[("loc: [1,2]", "1"), ("loc:", "[3,4,5]")]])
+    ids, mask, labels = query_tensors(tok, [[("loc: [11,2]", "1"), ("loc:", "[3,4,5]")]])
     assert ids.shape == mask.shape == labels.shape == (1, 2, 10)
-    first = tok.encode("loc: [1,2]") + tok.encode("1") + [tok.eos_id]
+    first = tok.encode("loc: [11,2]") + tok.encode("1") + [tok.eos_id]
     assert ids[0, 0, :9].tolist() == first and ids[0, 0, 9] == tok.pad_id
     assert mask[0, 0].tolist() == [1] * 9 + [0]
     assert labels[0, 0].tolist() == [IGNORE] * 7 + [tok.encode("1")[0], tok.eos_id, IGNORE]
@@ -66,7 +66,7 @@ def test_query_tensors_need_equal_query_counts(tok):
     with pytest.raises(ValueError, match="same number of queries"):
         query_tensors(tok, [[("loc:", "1")], []])
     with pytest.raises(ValueError, match="one token length"):
-        prompt_tensor(tok, ["loc:", "loc: [1,2]"])
+        prompt_tensor(tok, ["loc:", "loc: [11,2]"])
 
 
 def test_shared_prefix_cache_equals_running_each_query_with_its_own_prefix(tok):
@@ -116,46 +116,67 @@ def test_greedy_answers_equal_step_by_step_argmax_without_cache(tok):
 ])
 def test_regimes_train_exactly_their_parts(tok, regime, parts):
     model = apply_regime(tiny_model(tok), regime)
-    expected = sum(count(getattr(model, p)) for p in parts) + 1  # + the position-code scale
-    assert trainable_parameters(model) == expected
-    assert model.position_scale.requires_grad
+    assert trainable_parameters(model) == sum(count(getattr(model, p)) for p in parts)
     for name in ("connector", "lm", "vision"):
         flags = {p.requires_grad for p in getattr(model, name).parameters()}
         assert flags == {name in parts}
 
 
 def test_regime_parameter_counts_by_hand(tok):
-    model = tiny_model(tok, hidden=32)
-    # Connector: Linear(16 -> 32) + Linear(32 -> 32) = 16*32+32 + 32*32+32, + 1 code scale.
-    assert trainable_parameters(apply_regime(model, "connector")) == 544 + 1056 + 1
-    # GPT-2, 1 layer, width 32, tied output: token + position embeddings, one block, final LN.
-    v, d, n = tok.vocab_size, 32, 128
+    model = tiny_model(tok)
+    # Connector: Linear(16 -> 128) + Linear(128 -> 1 cell x 64 content dimensions).
+    connector = (16 * 128 + 128) + (128 * 64 + 64)
+    assert trainable_parameters(apply_regime(model, "connector")) == connector
+    # GPT-2, 1 layer, width 128, tied output: token + position embeddings, one block, final LN.
+    v, d, n = tok.vocab_size, 128, 64 + 64
     attention = (d * 3 * d + 3 * d) + (d * d + d)
     mlp = (d * 4 * d + 4 * d) + (4 * d * d + d)
     block = 2 * d + attention + 2 * d + mlp  # two layer norms
     lm = v * d + n * d + block + 2 * d
-    assert trainable_parameters(apply_regime(model, "connector+lm")) == 1601 + lm
-    assert trainable_parameters(apply_regime(model, "connector+lm+vision")) == 1601 + lm + count(
-        model.vision)
+    assert trainable_parameters(apply_regime(model, "connector+lm")) == connector + lm
+    assert trainable_parameters(apply_regime(model, "connector+lm+vision")) == (
+        connector + lm + count(model.vision))
     assert set(REGIMES) == {"connector", "connector+lm", "connector+lm+vision"}
 
 
 def test_frozen_parts_get_no_gradient_in_a_step(tok):
     model = apply_regime(tiny_model(tok), "connector")
-    ids, mask, labels = query_tensors(tok, [[("loc:", "1")]])
+    ids, mask, labels = query_tensors(tok, [[("loc: [1,1] rgb:", "[1,2,3]")]])
     loss, _ = model(torch.randn(1, 3, 64, 64), ids, mask, labels)
     loss.backward()
     assert all(p.grad is None for p in model.lm.parameters())
     assert all(p.grad is None for p in model.vision.parameters())
     assert all(p.grad is not None for p in model.connector.parameters())
-    assert model.position_scale.grad is not None
 
 
-def test_unknown_regime_and_vision_source_are_errors(tok):
+def test_unknown_regime_vision_source_and_image_source_are_errors(tok):
     with pytest.raises(ValueError, match="unknown regime 'lm'"):
         apply_regime(tiny_model(tok), "lm")
-    with pytest.raises(ValueError, match="unknown vision source"):
+    with pytest.raises(ValueError, match="unknown vision source 'imagenet'"):
         vision_tower("imagenet")
+    with pytest.raises(ValueError, match="unknown image source 'pixels'"):
+        tiny_model(tok, image_source="pixels")
+
+
+def test_oracle_tokens_map_each_cells_exact_mean_colour(tok):
+    model = tiny_model(tok, image_source="oracle")
+    pixels = torch.zeros(1, 3, 64, 64)
+    pixels[0, :, 8:16, 0:8] = torch.tensor([1.0, -2.0, 0.5])[:, None, None]  # cell (1, 0)
+    pixels[0, 0, 0:4, 8:16] = 4.0  # half of cell (0, 1): its mean red is 2
+    tokens = model.image_tokens(pixels)
+    content = tokens[0, :, CONTENT:]
+    weight, bias = model.connector.weight.detach(), model.connector.bias.detach()
+    assert tuple(weight.shape) == (64, 3)  # the oracle's connector: colour -> content
+    torch.testing.assert_close(content[8], weight @ torch.tensor([1.0, -2.0, 0.5]) + bias)
+    torch.testing.assert_close(content[1], weight @ torch.tensor([2.0, 0.0, 0.0]) + bias)
+    torch.testing.assert_close(content[0], bias)  # a zero cell carries the bias alone
+    assert tokens[0, 8, :32].nonzero().flatten().tolist() == [1, 8]  # row 1, column 0
+    # The oracle ignores the tower: gradients reach its map, never the tower.
+    ids, mask, labels = query_tensors(tok, [[("[reconstruct] loc: [1,0] rgb:", "[1,2,3]")]])
+    model(pixels, ids, mask, labels)[0].backward()
+    assert all(p.grad is not None for p in model.connector.parameters())
+    assert all(p.grad is None for p in model.vision.parameters())
+    assert tiny_model(tok).image_source == "tower"
 
 
 def test_ordinal_embeddings_put_near_numbers_near():
@@ -170,24 +191,8 @@ def test_ordinal_embeddings_put_near_numbers_near():
 
 
 def test_number_tokens_start_from_ordinal_embeddings(tok):
-    tower, _ = random_vision_tower(seed=0, hidden=16, layers=1, heads=2)
-    model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id, hidden=32, layers=1, heads=2),
-                    number_ids=tok.number_ids)
+    model = tiny_model(tok)
     wte = model.lm.transformer.wte.weight
-    torch.testing.assert_close(wte[tok.number_ids], ordinal_embeddings(256, 32))
+    torch.testing.assert_close(wte[tok.number_ids], ordinal_embeddings(256, 128))
     assert tok.number_ids[:3] == tok.encode("0 1 2")
     assert model.lm.lm_head.weight is wte  # answers are scored against the same embeddings
-
-
-def test_grid_position_codes_rows_then_columns():
-    codes = grid_position_codes(patches=2, grid=4, width=8)
-    # Patch centres in cells: (0.5, 2.5); rows use the first half, columns the second.
-    assert codes.shape == (4, 8)
-    torch.testing.assert_close(codes[0, :4], codes[1, :4])  # same row
-    torch.testing.assert_close(codes[0, 4:], codes[2, 4:])  # same column
-    assert not torch.allclose(codes[0, :4], codes[2, :4])
-    torch.testing.assert_close(codes[0, :4], codes[0, 4:])  # row 0.5 is coded as column 0.5
-    similarity = codes @ codes[0]
-    assert int(similarity.argmax()) == 0 and similarity[3] < similarity[1]
-    with pytest.raises(ValueError, match="multiple of 4"):
-        grid_position_codes(2, 4, 6)

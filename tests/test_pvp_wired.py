@@ -32,7 +32,7 @@ def tok():
 @pytest.fixture
 def model(tok):
     torch.manual_seed(0)
-    return build_vlm("wired", random_vision_tower(0)[0], tok, grid=16)
+    return build_vlm(random_vision_tower(0)[0], tok, grid=16)
 
 
 def test_location_tokens_are_single_tokens_and_answers_are_not(tok):
@@ -124,7 +124,7 @@ def test_wired_regimes_train_the_connector_without_a_position_scale(model):
 
 
 def test_wired_checkpoint_round_trip(model, tok, tmp_path):
-    info = {"vision": "random:0", "vision_adapted": False, "grid": 16, "lookup": "wired",
+    info = {"vision": "random:0", "vision_adapted": False, "grid": 16, "image_source": "tower",
             "lm": {"hidden": 128, "layers": 2, "heads": 4}}
     with torch.no_grad():
         model.lm.transformer.h[0].attn.c_attn.weight.add_(0.5)  # trained away from the wiring
@@ -133,7 +133,7 @@ def test_wired_checkpoint_round_trip(model, tok, tmp_path):
     assert isinstance(again, WiredVLM)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value, msg=key)
-    assert json.loads((tmp_path / "card.json").read_text())["lookup"] == "wired"
+    assert json.loads((tmp_path / "card.json").read_text())["image_source"] == "tower"
 
 
 def test_wired_design_rejects_what_it_cannot_code(tok):
@@ -144,6 +144,4 @@ def test_wired_design_rejects_what_it_cannot_code(tok):
         WiredVLM(tower, lm_config(tok.vocab_size, tok.eos_id, max_positions=400), grid=12)
     with pytest.raises(ValueError, match="width 128"):
         WiredVLM(tower, lm_config(tok.vocab_size, tok.eos_id, hidden=64), grid=16)
-    with pytest.raises(ValueError, match="unknown lookup 'magic'"):
-        build_vlm("magic", tower, tok, 16)
     assert np.array_equal(location_ids(tok, 2), [location_ids(tok, 16)[i] for i in (0, 1, 16, 17)])

@@ -1,19 +1,19 @@
 """qgnb.pvp: pixel value prediction (Gou et al., 2024) at laptop scale.
 
 Query generation (``queries``), answer parsing (``parse``), a whole-number tokenizer
-(``tokenizer``), the tiny VLM (``model``: ``WiredVLM`` shipped, ``TinyVLM`` for the probe),
+(``tokenizer``), the tiny VLM (``model.WiredVLM``) on PVP's pinned vision tower (``tower``),
 the three tuning regimes (``regimes``), full-grid reconstruction (``reconstruct``), referring
 segmentation and cIoU (``segmentation``), training recipes and the training entry point
 (``recipes``, ``train``: ``python -m qgnb.pvp.train NAME``), shipped checkpoints and their
-cards (``cards``), the linear read-out probe of the patch tokens (``probe``), the lookup probe
-on mosaics (``lookup``: can the language model find a location at all?), and the notebook's
-tables (``report``). ``load(name)`` (long name ``load_model``) returns a shipped checkpoint as
-``(model, tokenizer, processor)``, as ``qgnb.zoo.load_model`` returns a zoo model with its
-processor (``qgnb.zoo.load`` instead returns an explainer).
+cards (``cards``), the linear read-out probe of the patch tokens (``probe``), and the
+notebook's tables over training seeds (``report``). ``load(name)`` (long name ``load_model``)
+returns a shipped checkpoint as ``(model, tokenizer, processor)``, as ``qgnb.zoo.load_model``
+returns a zoo model with its processor (``qgnb.zoo.load`` instead returns an explainer). The
+lookup probe that led to the wired design lives in ``experiments/pvp_lookup``.
 """
 
 from qgnb.pvp.cards import card, load
-from qgnb.pvp.model import TinyVLM, WiredVLM
+from qgnb.pvp.model import WiredVLM
 from qgnb.pvp.parse import parse_mask_bit, parse_rgb
 from qgnb.pvp.queries import (
     mask_grid,
@@ -32,7 +32,7 @@ from qgnb.pvp.tokenizer import build_tokenizer
 load_model = load
 
 __all__ = [
-    "REGIMES", "TinyVLM", "apply_regime", "build_tokenizer", "card", "ciou", "ciou_gain",
+    "REGIMES", "apply_regime", "build_tokenizer", "card", "ciou", "ciou_gain",
     "load", "load_model", "mask_grid", "mean_iou", "parse_mask_bit", "parse_rgb", "predict_masks",
     "reconstruct", "reconstruct_prompt", "reconstruct_queries", "reconstruction_error",
     "segmentation_prompt", "segmentation_queries", "target_grid", "trainable_parameters",

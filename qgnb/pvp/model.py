@@ -1,15 +1,12 @@
-"""The tiny VLM: a CLIP vision tower, an MLP connector and a small GPT-2 built from a config.
+"""The PVP model: a vision tower, an MLP connector and a small GPT-2 built from a config.
 
-The image tokens, mapped by the connector into the language model's embedding space, form a
-prefix; prompts and answers follow as text tokens. Two designs:
-
-- ``WiredVLM`` (the shipped checkpoints): the connector unfolds each patch token into one token
-  per target cell, tagged with one-hot row and column codes; a location ``[y,x]`` is one token,
-  and the first layer starts with a head wired to attend from it to its cell
-  (``wire_lookup_head``).
-- ``TinyVLM``: one token per patch plus sinusoidal position codes, the lookup left to training.
-  The lookup probe (``qgnb.pvp.lookup``) shows that a language model trained from scratch in
-  CPU minutes never learns it; kept for that probe.
+The image tokens form a prefix of the language model's input, one token per target-grid cell;
+prompts and answers follow as text tokens. A cell's token carries a one-hot code of its row and
+column and, as content, either the connector's map of the vision tower's patch token
+(``image_source="tower"``, every shipped regime) or a fixed random linear map of the cell's
+exact mean colour (``image_source="oracle"``: stage 0, where the language model learns to read
+before any encoder is compared). A location ``[y,x]`` is one token, and the first layer starts
+with a head wired to attend from it to its cell (``wire_lookup_head``).
 
 Training runs each image's tokens and all its queries as one packed sequence (``packed_mask``);
 decoding runs the image once and repeats its key/value cache for every query. Either way a
@@ -30,20 +27,23 @@ from transformers import (
 )
 
 from qgnb.pvp.queries import all_cells, location_text
+from qgnb.pvp.tower import pinned_tower
 
 IGNORE = -100  # label of a position that is not in the loss (prompt tokens, padding)
 
 
 def lm_config(vocab_size: int, eos_id: int, hidden: int = 128, layers: int = 2,
               heads: int = 4, max_positions: int = 128) -> GPT2Config:
-    """A small GPT-2 config without dropout (the data are generated; determinism matters).
+    """A small GPT-2 config without dropout (the data are generated; determinism matters), with
+    the exact GELU (one kernel on CPU; GPT-2's tanh approximation costs a sixth of a step).
 
     >>> lm_config(300, eos_id=2).n_embd
     128
     """
     return GPT2Config(vocab_size=vocab_size, n_positions=max_positions, n_embd=hidden,
                       n_layer=layers, n_head=heads, resid_pdrop=0.0, embd_pdrop=0.0,
-                      attn_pdrop=0.0, bos_token_id=eos_id, eos_token_id=eos_id)
+                      attn_pdrop=0.0, bos_token_id=eos_id, eos_token_id=eos_id,
+                      activation_function="gelu")
 
 
 def _periods(count: int, width: int) -> torch.Tensor:
@@ -73,29 +73,6 @@ def ordinal_embeddings(count: int, width: int, scale: float = 0.02) -> torch.Ten
     return scale * 2**0.5 * _sinusoids(torch.arange(count), _periods(count, width))
 
 
-def grid_position_codes(patches: int, grid: int, width: int, count: int = 256) -> torch.Tensor:
-    """``patches**2 x width`` codes of each patch's centre in target-grid cells, row-major:
-    the first half of the dimensions encodes the row, the second the column, each with every
-    other period of ``ordinal_embeddings(count, width)`` (unit standard deviation).
-
-    Why: a language model trained from scratch in a few minutes does not learn on its own
-    which image token a coordinate ``[y,x]`` points at (it paints a centred blob instead).
-    These codes share the frequencies of the number tokens' initial embeddings, so matching a
-    coordinate to its patch is a linear map from the start. All regimes get the same codes.
-
-    >>> codes = grid_position_codes(8, 16, 128)
-    >>> codes.shape, bool(codes[9] @ codes[9] > codes[9] @ codes[54])
-    (torch.Size([64, 128]), True)
-    """
-    if width % 4:
-        raise ValueError(f"width must be a multiple of 4, got {width}")
-    periods = _periods(count, width)[::2]
-    centres = (torch.arange(patches) + 0.5) * grid / patches - 0.5
-    rows = _sinusoids(centres, periods).repeat_interleave(patches, dim=0)
-    cols = _sinusoids(centres, periods).repeat(patches, 1)
-    return torch.cat([rows, cols], dim=1)
-
-
 def random_vision_tower(seed: int = 0, hidden: int = 96, layers: int = 3, heads: int = 4,
                         image_size: int = 64, patch_size: int = 8
                         ) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
@@ -116,20 +93,12 @@ def random_vision_tower(seed: int = 0, hidden: int = 96, layers: int = 3, heads:
     return CLIPVisionModel(config), processor
 
 
-def zoo_vision_tower(name: str = "shapes-clip"
-                     ) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
-    """The vision tower and image processor of a CLIP from ``qgnb.zoo`` (trained weights).
-
-    >>> tower, processor = zoo_vision_tower()  # doctest: +SKIP
-    """
-    from qgnb.zoo import load_model
-
-    clip, processor = load_model(name)
-    return clip.vision_model, getattr(processor, "image_processor", processor)
+PINNED = "pinned"  # the vision source of every shipped checkpoint (qgnb.pvp.tower)
 
 
 def vision_tower(source: str) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
-    """``"random:SEED"`` for a random tower, ``"zoo:NAME"`` for a zoo model's tower.
+    """``"pinned"`` for PVP's pinned copy of the zoo's ``shapes-clip`` tower (its hash checked,
+    ``qgnb.pvp.tower``), ``"random:SEED"`` for a random tower (tests).
 
     >>> vision_tower("random:0")[0].config.num_hidden_layers
     3
@@ -137,9 +106,9 @@ def vision_tower(source: str) -> tuple[CLIPVisionModel, CLIPImageProcessor]:
     kind, _, arg = source.partition(":")
     if kind == "random":
         return random_vision_tower(int(arg or 0))
-    if kind == "zoo":
-        return zoo_vision_tower(arg)
-    raise ValueError(f"unknown vision source {source!r}; expected 'random:SEED' or 'zoo:NAME'")
+    if source == PINNED:
+        return pinned_tower()
+    raise ValueError(f"unknown vision source {source!r}; expected {PINNED!r} or 'random:SEED'")
 
 
 def packed_mask(prefix: int, text_mask: torch.Tensor) -> torch.Tensor:
@@ -161,119 +130,6 @@ def packed_mask(prefix: int, text_mask: torch.Tensor) -> torch.Tensor:
     keys = torch.cat([torch.ones(b, prefix, dtype=torch.bool), text_mask.reshape(b, -1)], 1)
     mask = sees[None] & keys[:, None, :]
     return mask[:, None]
-
-
-class TinyVLM(nn.Module):
-    """Vision tower -> MLP connector (+ patch position codes in units of the ``grid`` the
-    model is asked about) -> causal language model, answering in text. ``number_ids`` (the
-    tokenizer's ids of ``"0"``..``"255"``) start from ordinal embeddings.
-
-    >>> tower, _ = random_vision_tower()
-    >>> model = TinyVLM(tower, lm_config(300, eos_id=2))
-    >>> model.image_tokens(torch.zeros(1, 3, 64, 64)).shape
-    torch.Size([1, 64, 128])
-    """
-
-    CONNECTOR_PARTS = ("connector", "position_scale")  # what the "connector" regimes train
-
-    def __init__(self, vision: CLIPVisionModel, config: GPT2Config, grid: int = 16,
-                 number_ids: list[int] | None = None):
-        super().__init__()
-        self.vision = vision
-        self.grid = grid
-        self.patches = vision.config.image_size // vision.config.patch_size  # per side
-        self._build_connector(vision.config.hidden_size, config.n_embd)
-        self.lm = GPT2LMHeadModel(config)
-        if number_ids is not None:
-            with torch.no_grad():
-                self.lm.transformer.wte.weight[number_ids] = ordinal_embeddings(
-                    len(number_ids), config.n_embd, config.initializer_range)
-
-    def _build_connector(self, vision_width: int, width: int) -> None:
-        self.connector = nn.Sequential(
-            nn.Linear(vision_width, width), nn.GELU(), nn.Linear(width, width)
-        )
-        self.register_buffer("position_codes", grid_position_codes(self.patches, self.grid,
-                                                                   width), persistent=False)
-        self.position_scale = nn.Parameter(torch.ones(()))  # part of the connector's output
-
-    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``B x P x width``: the patch tokens (class token dropped) through the connector, plus
-    the scaled grid position codes of the patches (``grid_position_codes``)."""
-        patches = self.vision(pixel_values=pixel_values).last_hidden_state[:, 1:]
-        return self.connector(patches) + self.position_scale * self.position_codes
-
-    def prefix_cache(self, pixel_values: torch.Tensor, repeats: int):
-        """The language model's key/value cache over each image's tokens, repeated ``repeats``
-        times per image (image-major order), and the prefix length."""
-        tokens = self.image_tokens(pixel_values)
-        cache = self.lm.transformer(inputs_embeds=tokens, use_cache=True).past_key_values
-        cache.batch_repeat_interleave(repeats)
-        return cache, tokens.shape[1]
-
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
-                attention_mask: torch.Tensor, labels: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Logits ``B x Q x T x vocab`` for ``Q`` text queries per image (``B x Q x T`` ids,
-        right-padded) and, with ``labels`` (``IGNORE`` where not scored), the mean
-        cross-entropy of the scored tokens.
-
-        Packed: each image's tokens and all its queries form one sequence, and a block mask
-        lets a query see the image and its own earlier tokens only (positions restart after
-        the image for every query). That equals running every query behind its own copy of the
-        image, without copying the image's keys and values ``Q`` times (with one token per
-        cell the prefix is long, and those copies cost more than the attention itself).
-        """
-        b, q, t = input_ids.shape
-        image = self.image_tokens(pixel_values)
-        p = image.shape[1]
-        text = self.lm.transformer.wte(input_ids.reshape(b, q * t))
-        positions = torch.cat([torch.arange(p), torch.arange(p, p + t).repeat(q)])
-        hidden = self.lm.transformer(
-            inputs_embeds=torch.cat([image, text], dim=1),
-            attention_mask=packed_mask(p, attention_mask.bool()),
-            position_ids=positions.expand(b, -1),
-        ).last_hidden_state
-        logits = self.lm.lm_head(hidden[:, p:]).reshape(b, q, t, -1)
-        if labels is None:
-            return None, logits
-        # Token k is predicted from position k - 1 (the first text token from the image).
-        loss = nn.functional.cross_entropy(
-            logits[:, :, :-1].reshape(-1, logits.shape[-1]), labels[:, :, 1:].reshape(-1),
-            ignore_index=IGNORE,
-        )
-        return loss, logits
-
-    @torch.no_grad()
-    def greedy_answers(self, pixel_values: torch.Tensor, prompt_ids: torch.Tensor,
-                       eos_id: int, max_new_tokens: int) -> torch.Tensor:
-        """Greedy answers ``B x Q x max_new_tokens`` to ``Q`` equal-length prompts per image
-        (``B x Q x T``): one pass over the prompts, then one token per step for all queries,
-        stopping early once every answer has produced ``eos_id``.
-
-        >>> tower, _ = random_vision_tower()
-        >>> model = TinyVLM(tower, lm_config(300, eos_id=2))
-        >>> model.greedy_answers(torch.zeros(2, 3, 64, 64), torch.ones(2, 5, 4, dtype=torch.long),
-        ...                      eos_id=2, max_new_tokens=3).shape
-        torch.Size([2, 5, 3])
-        """
-        b, q, t = prompt_ids.shape
-        cache, p = self.prefix_cache(pixel_values, q)
-        ids = prompt_ids.reshape(b * q, t)
-        positions = torch.arange(p, p + t).expand(b * q, t)
-        answers = torch.full((b * q, max_new_tokens), eos_id, dtype=torch.long)
-        done = torch.zeros(b * q, dtype=torch.bool)
-        for k in range(max_new_tokens):
-            logits = self.lm(input_ids=ids, past_key_values=cache, position_ids=positions,
-                             use_cache=True).logits[:, -1]
-            nxt = torch.where(done, eos_id, logits.argmax(-1))
-            answers[:, k] = nxt
-            done |= nxt == eos_id
-            if bool(done.all()):
-                break
-            ids = nxt[:, None]
-            positions = positions[:, -1:] + 1
-        return answers.reshape(b, q, max_new_tokens)
 
 
 # Residual-stream layout of the wired lookup (``wire_lookup_head``): one-hot codes of where an
@@ -304,8 +160,9 @@ def wire_lookup_head(lm: GPT2LMHeadModel, location_ids: list[int], location_code
     """Build "find the image token that ``[y,x]`` names" into head 0 of ``lm``'s first layer.
 
     Why: a language model trained from scratch in CPU minutes does not learn this lookup on its
-    own (``qgnb.pvp.lookup`` measures that: even with exact colours as image tokens, 4x4 mosaics
-    stay at chance). Image tokens must carry their own one-hot codes in dimensions
+    own (the lookup probe, ``experiments/pvp_lookup``, measured that: even with exact colours as
+    image tokens, 4x4 mosaics stay at chance). Image tokens must carry their own one-hot codes
+    in dimensions
     ``[CODE, CODE + 32)`` and content from ``CONTENT`` on. Here each location token's embedding
     becomes its code (``location_codes``, scaled) in ``[LOCATION, LOCATION + 32)`` and zero
     elsewhere; position embeddings are cleared below ``CONTENT``; head 0 reads its query from
@@ -340,17 +197,23 @@ def location_ids(tokenizer, grid: int) -> list[int]:
     return ids
 
 
-class WiredVLM(TinyVLM):
-    """The shipped PVP model: one image token per target cell and a wired lookup.
 
-    The connector unfolds each patch token into the ``k x k`` target cells it covers
-    (``k = grid / patches``), so the grid has one image token per cell: a one-hot code of its
-    row and column (dimensions ``[0, 32)``), zeros, and 64 dimensions of content from the
-    connector. A location ``[y,x]`` is one token (``build_tokenizer(..., locations=grid)``), and
-    ``wire`` builds the step "attend to cell (y, x)" into the first layer
-    (``wire_lookup_head``), so training spends its minutes on reading and spelling colours, and
-    on what the encoder keeps, which is what the PVP study compares. Needs width 128 with 4
-    heads and ``grid`` a multiple of the patches per side, at most 16.
+IMAGE_SOURCES = ("tower", "oracle")
+
+
+class WiredVLM(nn.Module):
+    """The PVP model: one image token per target cell and a wired lookup.
+
+    With ``image_source="tower"`` the connector unfolds each patch token into the ``k x k``
+    target cells it covers (``k = grid / patches``); with ``"oracle"`` the connector is a linear
+    map of the cell's exact mean colour (box average of the processor's pixels; the tower is
+    then unused). Either way a token is a one-hot code of
+    its row and column (dimensions ``[0, 32)``), zeros, and 64 dimensions of content. A location
+    ``[y,x]`` is one token (``build_tokenizer(..., locations=grid)``), and ``wire`` builds the
+    step "attend to cell (y, x)" into the first layer (``wire_lookup_head``), so training
+    spends its minutes on reading and spelling colours, and on what the encoder keeps. Number
+    tokens (``number_ids``) start from ordinal embeddings. Needs width 128 with 4 heads and
+    ``grid`` a multiple of the patches per side, at most 16.
 
     >>> from qgnb.pvp.tokenizer import build_tokenizer
     >>> tok = build_tokenizer([], locations=16); tower, _ = random_vision_tower()
@@ -359,25 +222,57 @@ class WiredVLM(TinyVLM):
     torch.Size([1, 256, 128])
     """
 
-    CONNECTOR_PARTS = ("connector",)
+    CONNECTOR_PARTS = ("connector",)  # what the "connector" regimes train
 
-    def _build_connector(self, vision_width: int, width: int) -> None:
-        if width != 2 * CONTENT or self.grid % self.patches or self.grid > CODE_WIDTH // 2:
+    def __init__(self, vision: CLIPVisionModel, config: GPT2Config, grid: int = 8,
+                 number_ids: list[int] | None = None, image_source: str = "tower"):
+        super().__init__()
+        if image_source not in IMAGE_SOURCES:
+            raise ValueError(f"unknown image source {image_source!r}; expected one of "
+                             f"{IMAGE_SOURCES}")
+        self.vision = vision
+        self.grid = grid
+        self.image_source = image_source
+        self.patches = vision.config.image_size // vision.config.patch_size  # per side
+        width = config.n_embd
+        if width != 2 * CONTENT or grid % self.patches or grid > CODE_WIDTH // 2:
             raise ValueError(f"the wired VLM needs width {2 * CONTENT} (got {width}) and a grid "
                              f"that is a multiple of {self.patches} patches and at most "
-                             f"{CODE_WIDTH // 2} (got {self.grid})")
-        k = self.grid // self.patches
-        self.connector = nn.Sequential(nn.Linear(vision_width, width), nn.GELU(),
-                                       nn.Linear(width, k * k * (width - CONTENT)))
-        codes = one_hot_codes(*all_cells(self.grid).T, self.grid)
+                             f"{CODE_WIDTH // 2} (got {grid})")
+        k = grid // self.patches
+        if image_source == "oracle":
+            # A linear map of the exact colour: a fixed one was tried and did not learn to read
+            # in 1,000 steps (docs/pvp.md); the lookup probe's trainable one did.
+            self.connector = nn.Linear(3, width - CONTENT)
+        else:
+            self.connector = nn.Sequential(nn.Linear(vision.config.hidden_size, width),
+                                           nn.GELU(), nn.Linear(width, k * k * (width - CONTENT)))
+        codes = one_hot_codes(*all_cells(grid).T, grid)
         self.register_buffer("cell_codes", 4.0 * codes, persistent=False)
+        self.lm = GPT2LMHeadModel(config)
+        if number_ids is not None:
+            with torch.no_grad():
+                self.lm.transformer.wte.weight[number_ids] = ordinal_embeddings(
+                    len(number_ids), width, config.initializer_range)
 
-    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``B x grid**2 x 128``: one token per target cell, row-major (see the class)."""
+    def cell_colours(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``B x grid**2 x 3``: each cell's mean (normalised) colour, row-major."""
+        cells = nn.functional.avg_pool2d(pixel_values, pixel_values.shape[-1] // self.grid)
+        return cells.flatten(2).transpose(1, 2)
+
+    def content(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``B x grid**2 x 64``: each cell's content, from the tower or the oracle."""
+        if self.image_source == "oracle":
+            return self.connector(self.cell_colours(pixel_values))
         patches = self.vision(pixel_values=pixel_values).last_hidden_state[:, 1:]
         b, p, k = patches.shape[0], self.patches, self.grid // self.patches
         content = self.connector(patches).reshape(b, p, p, k, k, -1)  # patch row, col, cell
-        content = content.permute(0, 1, 3, 2, 4, 5).reshape(b, self.grid**2, -1)
+        return content.permute(0, 1, 3, 2, 4, 5).reshape(b, self.grid**2, -1)
+
+    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``B x grid**2 x 128``: one token per target cell, row-major (see the class)."""
+        content = self.content(pixel_values)
+        b = content.shape[0]
         zeros = content.new_zeros(b, self.grid**2, CONTENT - CODE_WIDTH)
         return torch.cat([self.cell_codes.expand(b, -1, -1), zeros, content], dim=-1)
 
@@ -386,29 +281,94 @@ class WiredVLM(TinyVLM):
         wire_lookup_head(self.lm, location_ids(tokenizer, self.grid),
                          one_hot_codes(*all_cells(self.grid).T, self.grid))
 
+    def prefix_cache(self, pixel_values: torch.Tensor, repeats: int):
+        """The language model's key/value cache over each image's tokens, repeated ``repeats``
+        times per image (image-major order), and the prefix length."""
+        tokens = self.image_tokens(pixel_values)
+        cache = self.lm.transformer(inputs_embeds=tokens, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(repeats)
+        return cache, tokens.shape[1]
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor, labels: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Logits ``B x Q x T x vocab`` for ``Q`` text queries per image (``B x Q x T`` ids,
+        right-padded) and, with ``labels`` (``IGNORE`` where not scored), the mean
+        cross-entropy of the scored tokens.
+
+        Packed: each image's tokens and all its queries form one sequence, and a block mask
+        lets a query see the image and its own earlier tokens only (positions restart after
+        the image for every query). That equals running every query behind its own copy of the
+        image, without copying the image's keys and values ``Q`` times.
+        """
+        b, q, t = input_ids.shape
+        image = self.image_tokens(pixel_values)
+        p = image.shape[1]
+        text = self.lm.transformer.wte(input_ids.reshape(b, q * t))
+        positions = torch.cat([torch.arange(p), torch.arange(p, p + t).repeat(q)])
+        hidden = self.lm.transformer(
+            inputs_embeds=torch.cat([image, text], dim=1),
+            attention_mask=packed_mask(p, attention_mask.bool()),
+            position_ids=positions.expand(b, -1),
+        ).last_hidden_state
+        logits = self.lm.lm_head(hidden[:, p:]).reshape(b, q, t, -1)
+        if labels is None:
+            return None, logits
+        # Token k is predicted from position k - 1 (the first text token from the image).
+        loss = nn.functional.cross_entropy(
+            logits[:, :, :-1].reshape(-1, logits.shape[-1]), labels[:, :, 1:].reshape(-1),
+            ignore_index=IGNORE,
+        )
+        return loss, logits
+
+    @torch.no_grad()
+    def greedy_answers(self, pixel_values: torch.Tensor, prompt_ids: torch.Tensor,
+                       eos_id: int, max_new_tokens: int) -> torch.Tensor:
+        """Greedy answers ``B x Q x max_new_tokens`` to ``Q`` equal-length prompts per image
+        (``B x Q x T``): one pass over the prompts, then one token per step for all queries,
+        stopping early once every answer has produced ``eos_id``.
+
+        >>> from qgnb.pvp.tokenizer import build_tokenizer
+        >>> tok = build_tokenizer([], locations=8)
+        >>> model = build_vlm(random_vision_tower()[0], tok, 8)
+        >>> model.greedy_answers(torch.zeros(2, 3, 64, 64), torch.ones(2, 5, 4, dtype=torch.long),
+        ...                      eos_id=2, max_new_tokens=3).shape
+        torch.Size([2, 5, 3])
+        """
+        b, q, t = prompt_ids.shape
+        cache, p = self.prefix_cache(pixel_values, q)
+        ids = prompt_ids.reshape(b * q, t)
+        positions = torch.arange(p, p + t).expand(b * q, t)
+        answers = torch.full((b * q, max_new_tokens), eos_id, dtype=torch.long)
+        done = torch.zeros(b * q, dtype=torch.bool)
+        for k in range(max_new_tokens):
+            logits = self.lm(input_ids=ids, past_key_values=cache, position_ids=positions,
+                             use_cache=True).logits[:, -1]
+            nxt = torch.where(done, eos_id, logits.argmax(-1))
+            answers[:, k] = nxt
+            done |= nxt == eos_id
+            if bool(done.all()):
+                break
+            ids = nxt[:, None]
+            positions = positions[:, -1:] + 1
+        return answers.reshape(b, q, max_new_tokens)
+
 
 TEXT_POSITIONS = 64  # room for a prompt and its answer after the image tokens
 
 
-def build_vlm(lookup: str, vision: CLIPVisionModel, tokenizer, grid: int, hidden: int = 128,
-              layers: int = 2, heads: int = 4) -> TinyVLM:
-    """A fresh VLM of either design around ``vision``: ``"wired"`` (``WiredVLM``, wired at
-    once; the tokenizer needs location tokens) or ``"learnt"`` (``TinyVLM``). Number tokens start
-    from ordinal embeddings in both.
+def build_vlm(vision: CLIPVisionModel, tokenizer, grid: int, hidden: int = 128,
+              layers: int = 2, heads: int = 4, image_source: str = "tower") -> WiredVLM:
+    """A fresh ``WiredVLM`` around ``vision``, wired at once (the tokenizer needs location
+    tokens for ``grid``); number tokens start from ordinal embeddings.
 
     >>> from qgnb.pvp.tokenizer import build_tokenizer
-    >>> tok = build_tokenizer([], locations=16)
-    >>> type(build_vlm("wired", random_vision_tower()[0], tok, 16)).__name__
-    'WiredVLM'
+    >>> tok = build_tokenizer([], locations=8)
+    >>> build_vlm(random_vision_tower()[0], tok, 8, image_source="oracle").image_source
+    'oracle'
     """
-    if lookup not in ("wired", "learnt"):
-        raise ValueError(f"unknown lookup {lookup!r}; expected 'wired' or 'learnt'")
-    cls = WiredVLM if lookup == "wired" else TinyVLM
-    prefix = grid**2 if lookup == "wired" else (vision.config.image_size //
-                                                 vision.config.patch_size) ** 2
     config = lm_config(tokenizer.vocab_size, tokenizer.eos_id, hidden, layers, heads,
-                       max_positions=prefix + TEXT_POSITIONS)
-    model = cls(vision, config, grid, tokenizer.number_ids)
-    if lookup == "wired":
-        model.wire(tokenizer)
+                       max_positions=grid**2 + TEXT_POSITIONS)
+    model = WiredVLM(vision, config, grid, tokenizer.number_ids, image_source)
+    model.wire(tokenizer)
     return model

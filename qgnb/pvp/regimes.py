@@ -5,8 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 # Regime name -> the parts of the VLM it trains; everything else is frozen. "connector" means
-# the model's ``CONNECTOR_PARTS`` (TinyVLM: the MLP and the scale of its patch position codes;
-# WiredVLM: the MLP).
+# the model's ``CONNECTOR_PARTS`` (the MLP).
 REGIMES: dict[str, tuple[str, ...]] = {
     "connector": ("connector",),
     "connector+lm": ("connector", "lm"),
@@ -17,9 +16,11 @@ REGIMES: dict[str, tuple[str, ...]] = {
 def apply_regime(model: nn.Module, regime: str) -> nn.Module:
     """Freeze every parameter of ``model`` except those of the regime's submodules.
 
-    >>> from qgnb.pvp.model import TinyVLM, lm_config, random_vision_tower
-    >>> model = apply_regime(TinyVLM(random_vision_tower()[0], lm_config(300, 2)), "connector")
-    >>> trainable_parameters(model) == sum(p.numel() for p in model.connector.parameters()) + 1
+    >>> from qgnb.pvp.model import build_vlm, random_vision_tower
+    >>> from qgnb.pvp.tokenizer import build_tokenizer
+    >>> model = build_vlm(random_vision_tower()[0], build_tokenizer([], locations=8), 8)
+    >>> model = apply_regime(model, "connector")
+    >>> trainable_parameters(model) == sum(p.numel() for p in model.connector.parameters())
     True
     """
     if regime not in REGIMES:

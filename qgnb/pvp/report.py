@@ -1,4 +1,10 @@
-"""Tables for notebook 04, read from the shipped checkpoints' cards (no training, no decoding)."""
+"""Tables for notebook 04, read from the cards (no training; decoding only in ``reconstructions``
+and the probe).
+
+Every shipped figure is reported over training seeds: seed 0's cards are the shipped
+checkpoints', the other seeds' cards are stored in ``qgnb/pvp/results/seed-S/`` (written by
+``python -m qgnb.pvp.train NAME --seed S``). Distributions are given as median and range.
+"""
 
 from __future__ import annotations
 
@@ -13,46 +19,101 @@ from qgnb.data import shapes
 from qgnb.pvp.cards import CHECKPOINTS, card, load
 from qgnb.pvp.model import vision_tower
 from qgnb.pvp.probe import probe_errors
-from qgnb.pvp.queries import target_grid
-from qgnb.pvp.recipes import PVP_REGIMES, RECIPES
+from qgnb.pvp.queries import mask_grid, target_grid
+from qgnb.pvp.recipes import PVP_REGIMES, RECIPES, SEGMENTATION_MODELS
 from qgnb.pvp.reconstruct import reconstruct
 from qgnb.pvp.segmentation import ciou_gain
-
-SEGMENTATION_MODELS = {"frozen encoder": "seg-frozen-encoder",
-                       "PVP-adapted encoder": "seg-pvp-encoder"}
+from qgnb.pvp.train import RESULTS
 
 
-def regime_table(split: str = "id", root: Path = CHECKPOINTS) -> pd.DataFrame:
-    """One row per PVP regime: what it trains, trainable parameters, steps, and the held-out
-    error per channel (0-255), their mean and the share of unparseable answers.
+def seed_cards(root: Path = CHECKPOINTS, results: Path = RESULTS) -> dict[int, dict[str, dict]]:
+    """Every trained seed's cards: ``{seed: {checkpoint name: card}}``, seed 0 from the shipped
+    checkpoints, the others from ``results/seed-S/NAME.json`` (stage 0, shared by every seed,
+    from the shipped checkpoint). Only seeds with every recipe count (a seed still training is
+    left out).
 
-    >>> regime_table().columns[:3].tolist()  # doctest: +SKIP
-    ['regime', 'trainable parameters', 'steps']
+    >>> sorted(seed_cards())[:1]
+    [0]
     """
+    seeds = {0: {name: card(name, root) for name in RECIPES}}
+    for folder in sorted(Path(results).glob("seed-*")):
+        paths = {name: folder / f"{name}.json" for name, r in RECIPES.items()
+                 if not r.shared_across_seeds}
+        if all(p.is_file() for p in paths.values()):
+            named = {name: json.loads(p.read_text()) for name, p in paths.items()}
+            seeds[int(folder.name.split("-")[1])] = {**seeds[0], **named}
+    return seeds
+
+
+def regime_scores(cards: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """One row per seed, split and regime: trainable parameters, held-out MAE (0-255) over all
+    cells and over object cells, its ratio to the connector-only regime of the same seed, and
+    the share of unparseable answers.
+
+    >>> regime_scores().columns.tolist()[:4]
+    ['seed', 'split', 'regime', 'trainable parameters']
+    """
+    cards = seed_cards() if cards is None else cards
     rows = []
-    for regime, name in PVP_REGIMES.items():
-        info = card(name, root)
-        scores = info["eval"][split]
-        rows.append({"regime": regime, "trainable parameters": info["trainable_parameters"],
-                     "steps": info["steps"], "MAE r": scores["mae_r"], "MAE g": scores["mae_g"],
-                     "MAE b": scores["mae_b"], "MAE": scores["mae"],
-                     "unparseable": scores["unparseable"]})
+    for seed, named in cards.items():
+        for split in ("id", "ood"):
+            base = named[PVP_REGIMES["connector"]]["eval"][split]
+            for regime, name in PVP_REGIMES.items():
+                scores = named[name]["eval"][split]
+                rows.append({"seed": seed, "split": split, "regime": regime,
+                             "trainable parameters": named[name]["trainable_parameters"],
+                             "MAE": scores["mae"], "MAE object": scores["mae_object"],
+                             "MAE / connector": scores["mae"] / base["mae"],
+                             "MAE object / connector": scores["mae_object"] / base["mae_object"],
+                             "unparseable": scores["unparseable"]})
     return pd.DataFrame(rows)
 
 
-def curve_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
-    """The held-out error along training: stage 1, then each regime (steps counted from the
-    start of stage 1), long format ``regime, step, MAE, loss``.
+def distribution(table: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
+    """Median, minimum and maximum of ``columns`` over seeds within each group of ``by``, and
+    the number of seeds; columns ``<name> median``, ``<name> min``, ``<name> max``.
 
-    >>> curve_table().columns.tolist()  # doctest: +SKIP
-    ['regime', 'step', 'MAE', 'loss']
+    >>> t = pd.DataFrame({"g": ["a", "a", "a"], "x": [1.0, 5.0, 2.0]})
+    >>> distribution(t, ["g"], ["x"]).to_dict("records")
+    [{'g': 'a', 'seeds': 3, 'x median': 2.0, 'x min': 1.0, 'x max': 5.0}]
     """
-    stage1 = card("pvp-stage1", root)
-    rows = [{"regime": "stage 1 (connector+lm)", "step": p["step"], "MAE": p["mae"],
-             "loss": p["loss"]} for p in stage1["curve"]]
-    for regime, name in PVP_REGIMES.items():
-        rows += [{"regime": regime, "step": stage1["steps"] + p["step"], "MAE": p["mae"],
-                  "loss": p["loss"]} for p in card(name, root)["curve"]]
+    groups = table.groupby(by, sort=False)
+    out = groups.size().rename("seeds").reset_index()
+    for column in columns:
+        stats_ = groups[column].agg(["median", "min", "max"])
+        stats_.columns = [f"{column} {s}" for s in stats_.columns]
+        out = out.merge(stats_.reset_index(), on=by)
+    return out
+
+
+def regime_summary(cards: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """Per split and regime, over seeds: median and range of the MAE over all cells and over
+    object cells, and of their ratios to connector-only.
+
+    >>> regime_summary().columns.tolist()[:3]
+    ['split', 'regime', 'seeds']
+    """
+    return distribution(regime_scores(cards), ["split", "regime"],
+                        ["MAE", "MAE object", "MAE / connector", "MAE object / connector"])
+
+
+def curve_table(cards: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """The held-out error along training (8 ``id`` scenes every 100 steps), every seed: stage 0
+    on oracle tokens, then each regime on the tower (steps counted from the start of stage 0),
+    long format ``seed, run, step, MAE, MAE object, loss``.
+
+    >>> curve_table().columns.tolist()
+    ['seed', 'run', 'step', 'MAE', 'MAE object', 'loss']
+    """
+    cards = seed_cards() if cards is None else cards
+    rows = []
+    for seed, named in cards.items():
+        stage0 = named["pvp-stage0"]
+        runs = [("stage 0 (oracle tokens)", stage0, 0)] + [
+            (regime, named[name], stage0["steps"]) for regime, name in PVP_REGIMES.items()]
+        rows += [{"seed": seed, "run": run, "step": offset + p["step"], "MAE": p["mae"],
+                  "MAE object": p["mae_object"], "loss": p["loss"]}
+                 for run, info, offset in runs for p in info["curve"]]
     return pd.DataFrame(rows)
 
 
@@ -71,64 +132,73 @@ def reconstructions(images: list[Image.Image], root: Path = CHECKPOINTS
     return out
 
 
-def segmentation_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
-    """cIoU and mean IoU (in %) of the two segmentation models on ``id`` and ``ood``.
+def segmentation_scores(cards: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """cIoU and mean IoU (in %) of the two segmentation models per seed and split.
 
-    >>> segmentation_table().shape  # doctest: +SKIP
-    (4, 5)
+    >>> segmentation_scores().columns.tolist()
+    ['seed', 'model', 'split', 'cIoU', 'mean IoU', 'unparseable']
     """
+    cards = seed_cards() if cards is None else cards
     rows = []
-    for label, name in SEGMENTATION_MODELS.items():
-        info = card(name, root)
-        for split, scores in info["eval"].items():
-            rows.append({"model": label, "split": split, "cIoU": 100 * scores["ciou"],
-                         "mean IoU": 100 * scores["mean_iou"],
-                         "unparseable": scores["unparseable"]})
+    for seed, named in cards.items():
+        for label, name in SEGMENTATION_MODELS.items():
+            for split, scores in named[name]["eval"].items():
+                rows.append({"seed": seed, "model": label, "split": split,
+                             "cIoU": 100 * scores["ciou"], "mean IoU": 100 * scores["mean_iou"],
+                             "unparseable": scores["unparseable"]})
     return pd.DataFrame(rows)
 
 
-def segmentation_gain(root: Path = CHECKPOINTS) -> pd.DataFrame:
-    """cIoU gain (points) of the PVP-adapted encoder over the frozen one, per split, with a
-    95% paired bootstrap interval over the held-out samples.
+def segmentation_gain(cards: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """cIoU gain (points) of the PVP-adapted encoder over the frozen one, per seed and split,
+    with a 95% paired bootstrap interval over the held-out samples.
 
-    >>> segmentation_gain().columns.tolist()  # doctest: +SKIP
-    ['split', 'cIoU gain', 'low', 'high']
+    >>> segmentation_gain().columns.tolist()
+    ['seed', 'split', 'cIoU gain', 'low', 'high']
     """
-    frozen, adapted = (card(name, root)["eval"] for name in SEGMENTATION_MODELS.values())
+    cards = seed_cards() if cards is None else cards
     rows = []
-    for split in frozen:
-        a, b = frozen[split], adapted[split]
-        gain = ciou_gain(np.array(a["intersection"]), np.array(a["union"]),
-                         np.array(b["intersection"]), np.array(b["union"]))
-        rows.append({"split": split, "cIoU gain": 100 * gain["gain"], "low": 100 * gain["low"],
-                     "high": 100 * gain["high"]})
+    for seed, named in cards.items():
+        frozen, adapted = (named[name]["eval"] for name in SEGMENTATION_MODELS.values())
+        for split in frozen:
+            a, b = frozen[split], adapted[split]
+            gain = ciou_gain(np.array(a["intersection"]), np.array(a["union"]),
+                             np.array(b["intersection"]), np.array(b["union"]))
+            rows.append({"seed": seed, "split": split, "cIoU gain": 100 * gain["gain"],
+                         "low": 100 * gain["low"], "high": 100 * gain["high"]})
     return pd.DataFrame(rows)
 
 
-def stage_table(root: Path = CHECKPOINTS) -> pd.DataFrame:
-    """Every shipped checkpoint: task, regime, start point, steps, trainable parameters and
-    training time (seconds, 1 thread).
+def stage_table(cards: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """Every shipped checkpoint: task, image tokens, what it trains, where it starts, steps,
+    share of queries on objects, trainable parameters, and the median training time over
+    seeds (minutes, one thread).
 
-    >>> stage_table().shape[0]  # doctest: +SKIP
+    >>> stage_table().shape[0]
     6
     """
+    cards = seed_cards() if cards is None else cards
     rows = []
     for name, r in RECIPES.items():
-        info = card(name, root)
-        rows.append({"checkpoint": name, "task": r.task, "trains": r.regime,
-                     "starts from": r.init or "scratch", "steps": info["steps"],
-                     "trainable parameters": info["trainable_parameters"],
-                     "train seconds": info["train_seconds"]})
+        start = r.init_from or "scratch"
+        if r.init_lm_only:
+            start = f"{r.init_from} (language model only)"
+        rows.append({"checkpoint": name, "task": r.task, "image tokens": r.image_source,
+                     "trains": r.regime, "starts from": start, "steps": r.steps,
+                     "detail share": r.detail_share if r.task == "pvp" else None,
+                     "trainable parameters": cards[0][name]["trainable_parameters"],
+                     "train minutes": float(np.median([named[name]["train_seconds"]
+                                                       for named in cards.values()])) / 60})
     return pd.DataFrame(rows)
 
 
 def probe_table(train_images: int = 400, test_images: int = 100, root: Path = CHECKPOINTS
                 ) -> pd.DataFrame:
     """Linear read-out error (0-255) of the cells under each patch, on held-out ``id`` scenes:
-    from raw pixels, a random tower, the frozen ``shapes-clip`` tower and the tower adapted by
-    PVP (``pvp-connector-lm-vision``).
+    from raw pixels, a random tower, the frozen pinned ``shapes-clip`` tower and the tower
+    adapted by PVP (``pvp-connector-lm-vision``).
 
-    >>> probe_table(40, 10).shape  # doctest: +SKIP
+    >>> probe_table(20, 5).shape
     (4, 2)
     """
     adapted = load(PVP_REGIMES["connector+lm+vision"], root)
@@ -144,16 +214,19 @@ def probe_table(train_images: int = 400, test_images: int = 100, root: Path = CH
 
 def reference_errors(split: str = "id", n: int = 48, seed: int = 0, grid: int | None = None,
                      root: Path = CHECKPOINTS) -> pd.DataFrame:
-    """Errors (0-255, mean over channels) of answers that need no localisation or only coarse
-    localisation, on the scenes the cards are scored on: every cell answered with the image's
-    mean or median colour, and the grid blurred to blocks 2x and 4x coarser (box filter, then
-    repeated). ``grid`` defaults to the shipped models' grid (stage 1's card).
+    """Errors (0-255, mean over channels) over all cells and over object cells of answers that
+    need no localisation or only coarse localisation, on the scenes the cards are scored on:
+    every cell answered with the image's mean or median colour, and the grid blurred to blocks
+    2x and 4x coarser (box filter, then repeated). ``grid`` defaults to the shipped models'
+    grid (stage 0's card).
 
-    >>> reference_errors(n=2, grid=16).shape
-    (4, 2)
+    >>> reference_errors(n=2, grid=16).columns.tolist()
+    ['answer', 'MAE', 'MAE object']
     """
-    grid = grid or card("pvp-stage1", root)["grid"]
-    targets = [target_grid(s.image, grid).astype(float) for s in shapes(split, n, seed)]
+    grid = grid or card("pvp-stage0", root)["grid"]
+    samples = list(shapes(split, n, seed))
+    targets = [target_grid(s.image, grid).astype(float) for s in samples]
+    objects = [mask_grid(s.mask, grid) for s in samples]
 
     def blurred(t: np.ndarray, cells: int) -> np.ndarray:
         coarse = Image.fromarray(t.astype(np.uint8)).resize((cells, cells), Image.Resampling.BOX)
@@ -167,56 +240,63 @@ def reference_errors(split: str = "id", n: int = 48, seed: int = 0, grid: int | 
         f"{grid // 4}x{grid // 4} blocks (4x coarser)": [blurred(t, grid // 4) for t in targets],
         f"{grid // 2}x{grid // 2} blocks (2x coarser)": [blurred(t, grid // 2) for t in targets],
     }
+    # Pooled over cells, as the models' errors are (reconstruction_error).
+    def pooled(answer: list[np.ndarray], where: list[np.ndarray]) -> float:
+        return float(np.concatenate([np.abs(a - t)[w] for a, t, w in
+                                     zip(answer, targets, where, strict=True)]).mean())
+
+    everywhere = [np.ones((grid, grid), bool)] * len(targets)
     return pd.DataFrame({"answer": list(answers),
-                         "MAE": [float(np.mean([np.abs(a - t).mean()
-                                                for a, t in zip(v, targets, strict=True)]))
-                                 for v in answers.values()]})
+                         "MAE": [pooled(v, everywhere) for v in answers.values()],
+                         "MAE object": [pooled(v, objects) for v in answers.values()]})
 
 
-LEVEL_NAMES = {1: "1x1 (one colour: reading only)", 2: "2x2 (quadrants)", 4: "4x4",
-               16: "16x16 (every cell)"}
+def gain_summary(cards: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
+    """Per split, over seeds: median and range of the segmentation cIoU gain (points), and how
+    many seeds' 95% intervals lie wholly above zero.
 
-
-def lookup_table(root: Path = CHECKPOINTS / "lookup") -> pd.DataFrame:
-    """The lookup probe's shipped runs (``qgnb.pvp.lookup``): per image-token source and mosaic
-    level: the training loss over the last 100 steps (``lookup.CHANCE_LOSS`` is chance), the
-    held-out MAE, the MAE of answering the image's mean colour, and their difference (what
-    looking the location up gained).
-
-    >>> lookup_table().columns.tolist()  # doctest: +SKIP
-    ['image tokens', 'mosaic blocks', 'steps', 'final loss', 'MAE', 'mean-colour MAE', 'gain']
+    >>> gain_summary().columns.tolist()[:3]
+    ['split', 'seeds', 'cIoU gain median']
     """
-    paths = sorted(Path(root).glob("*.json"))
-    if not paths:
-        raise FileNotFoundError(f"no lookup-probe results in {root}; run python -m qgnb.pvp.lookup")
-    rows = []
-    for path in paths:
-        r = json.loads(path.read_text())
-        rows.append({"image tokens": r["features"], "level": r["level"],
-                     "mosaic blocks": LEVEL_NAMES.get(r["level"], f"{r['level']}x{r['level']}"),
-                     "steps": r["steps"], "final loss": r["curve"][-1]["loss"],
-                     "MAE": r["mae"], "mean-colour MAE": r["mean_colour_mae"],
-                     "gain": r["mean_colour_mae"] - r["mae"]})
-    table = pd.DataFrame(rows).sort_values(["image tokens", "level", "steps"],
-                                           ascending=[False, True, True])
-    return table.drop(columns="level").reset_index(drop=True)
+    gains = segmentation_gain(cards)
+    out = distribution(gains, ["split"], ["cIoU gain"])
+    above = gains.assign(above=gains["low"] > 0).groupby("split", sort=False)["above"].sum()
+    return out.assign(**{"seeds with interval above 0": out["split"].map(above).astype(int)})
 
 
-def lookup_curves(root: Path = CHECKPOINTS / "lookup") -> pd.DataFrame:
-    """The lookup probe's training-loss curves, long format: one row per run and logged step
-    (the loss averaged over the 100 steps before it), with the run's ``image tokens``, ``mosaic
-    blocks`` and a ``run`` label.
+def findings(cards: dict[int, dict[str, dict]] | None = None) -> list[str]:
+    """"What we found", as sentences computed from the cards: per split, the adapted encoder's
+    MAE as a share of connector-only's (all cells, object cells), connector+lm's, and the
+    segmentation gain, each as median and range over seeds, against the study's goals (at most
+    half the error; at least 5 cIoU points).
 
-    >>> lookup_curves().columns.tolist()  # doctest: +SKIP
-    ['image tokens', 'mosaic blocks', 'run', 'step', 'loss']
+    >>> findings()[0].startswith("Over ")
+    True
     """
-    rows = []
-    for path in sorted(Path(root).glob("*.json")):
-        r = json.loads(path.read_text())
-        blocks = LEVEL_NAMES.get(r["level"], f"{r['level']}x{r['level']}")
-        label = f"{r['features']}, {r['level']}x{r['level']}, {r['steps']} steps"
-        rows += [{"image tokens": r["features"], "mosaic blocks": blocks, "run": label,
-                  "step": p["step"], "loss": p["loss"]} for p in r["curve"]]
-    if not rows:
-        raise FileNotFoundError(f"no lookup-probe results in {root}; run python -m qgnb.pvp.lookup")
-    return pd.DataFrame(rows)
+    cards = seed_cards() if cards is None else cards
+    summary = regime_summary(cards).set_index(["split", "regime"])
+    gains = gain_summary(cards).set_index("split")
+
+    def spread(row: pd.Series, column: str, fmt: str = "{:.2f}") -> str:
+        return (f"{fmt.format(row[f'{column} median'])} "
+                f"({fmt.format(row[f'{column} min'])}-{fmt.format(row[f'{column} max'])})")
+
+    lines = [f"Over {len(cards)} training seeds (median, range in brackets):"]
+    for split in ("id", "ood"):
+        adapted = summary.loc[(split, "connector+lm+vision")]
+        lm = summary.loc[(split, "connector+lm")]
+        met = all(adapted[f"{c} / connector max"] <= 0.5 for c in ("MAE", "MAE object"))
+        lines.append(
+            f"- {split}: adapted encoder / connector-only MAE: all cells "
+            f"{spread(adapted, 'MAE / connector')}, object cells "
+            f"{spread(adapted, 'MAE object / connector')}; connector+lm: "
+            f"{spread(lm, 'MAE / connector')} and {spread(lm, 'MAE object / connector')}. "
+            f"At most half in every seed: {'yes' if met else 'no'}.")
+        gain = gains.loc[split]
+        lines.append(
+            f"- {split}: segmentation cIoU gain of the PVP-adapted encoder "
+            f"{spread(gain, 'cIoU gain', '{:+.1f}')} points; interval above 0 in "
+            f"{int(gain['seeds with interval above 0'])} of {int(gain['seeds'])} seeds; at least 5 "
+            f"points "
+            f"in every seed: {'yes' if gain['cIoU gain min'] >= 5 else 'no'}.")
+    return lines

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from qgnb.data.sample import Sample
 from qgnb.pvp.batch import pixel_values, prompt_tensor
-from qgnb.pvp.model import TinyVLM
+from qgnb.pvp.model import WiredVLM
 from qgnb.pvp.parse import parse_mask_bit
 from qgnb.pvp.queries import all_cells, segmentation_prompt
 from qgnb.pvp.tokenizer import PVPTokenizer
@@ -91,7 +91,7 @@ def ciou_gain(inter_a: np.ndarray, union_a: np.ndarray, inter_b: np.ndarray,
             "high": float(interval.high)}
 
 
-def predict_masks(model: TinyVLM, tokenizer: PVPTokenizer, processor,
+def predict_masks(model: WiredVLM, tokenizer: PVPTokenizer, processor,
                   samples: Sequence[Sample], progress: bool = False
                   ) -> tuple[list[np.ndarray], float]:
     """The masks (on the model's grid) the model answers for each sample's phrase (every cell asked
@@ -99,13 +99,13 @@ def predict_masks(model: TinyVLM, tokenizer: PVPTokenizer, processor,
     (counted as 0, background).
 
     >>> from qgnb.data import shapes
-    >>> from qgnb.pvp.model import lm_config, random_vision_tower
+    >>> from qgnb.pvp.model import build_vlm, random_vision_tower
     >>> from qgnb.pvp.tokenizer import build_tokenizer
-    >>> tok = build_tokenizer(["the", "circle"]); tower, processor = random_vision_tower()
-    >>> model = TinyVLM(tower, lm_config(tok.vocab_size, tok.eos_id), grid=4)
-    >>> masks, unparseable = predict_masks(model, tok, processor, shapes("id", 1))
+    >>> tok = build_tokenizer(["the", "circle"], locations=8)
+    >>> tower, processor = random_vision_tower()
+    >>> masks, _ = predict_masks(build_vlm(tower, tok, 8), tok, processor, shapes("id", 1))
     >>> masks[0].shape
-    (4, 4)
+    (8, 8)
     """
     size = model.grid
     cells = all_cells(size)

@@ -5,25 +5,26 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-from qgnb.pvp.batch import pixel_values, prompt_tensor
-from qgnb.pvp.lookup import (
+from lookup import (
     EVAL_IMAGES,
     FEATURES,
     RESULTS,
     WIRED,
     OracleVLM,
     build,
+    lookup_curves,
+    lookup_table,
     main,
     mean_colour_error,
     mosaic,
     result_path,
     run,
 )
+from PIL import Image
+
+from qgnb.pvp.batch import pixel_values, prompt_tensor
 from qgnb.pvp.model import lm_config, random_vision_tower
 from qgnb.pvp.queries import reconstruct_prompt
-from qgnb.pvp.report import lookup_curves, lookup_table
 from qgnb.pvp.tokenizer import build_tokenizer
 
 

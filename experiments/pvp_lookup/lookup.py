@@ -1,5 +1,12 @@
 """Can the language model find a location at all? A lookup probe on mosaic images.
 
+A finished one-off study, kept runnable outside the package: ``python
+experiments/pvp_lookup/lookup.py`` (with the repository root on ``PYTHONPATH``), its tests with
+``python -m pytest experiments/pvp_lookup``. Results in ``experiments/pvp_lookup/results/``
+were made at commit 940c104 with the zoo's ``shapes-clip`` of that commit, which is the tower
+PVP pinned (``qgnb.pvp.tower``, SHA-256 checked), so the runs here load the pinned tower.
+The learnt-lookup model (``TinyVLM``) and its position codes live here; they left the package.
+
 The shipped PVP models never learnt to point a coordinate at its patch (their reconstructions
 are flat). A reconstruction needs two skills: reading a colour out of an image token, and
 finding the token that ``loc: [y,x]`` names. This probe separates them. Its images are
@@ -14,9 +21,9 @@ stage 1's tokenizer, prompts and optimiser settings, at a 16x16 grid. A third ki
 patch built in, to test whether the rest (carrying the looked-up colour to the answer and
 spelling it) is learnt. What it found shaped the shipped design (``model.WiredVLM``).
 
-``python -m qgnb.pvp.lookup`` trains one run per (features, level, steps) and writes one JSON
-per run to ``qgnb/pvp/checkpoints/lookup/`` (finished runs are skipped: a killed sweep loses
-nothing it had finished); ``report.lookup_table`` reads them.
+The script trains one run per (features, level, steps) and writes one JSON per run to
+``results/`` (finished runs are skipped: a killed sweep loses nothing it had finished);
+``lookup_table`` reads them.
 """
 
 from __future__ import annotations
@@ -25,46 +32,204 @@ import argparse
 import json
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import CLIPVisionModel, GPT2Config, GPT2LMHeadModel
 
 from qgnb.data.shapes import SHAPES_VOCABULARY
 from qgnb.pvp.batch import pixel_values, query_tensors
-from qgnb.pvp.cards import CHECKPOINTS
 from qgnb.pvp.model import (
     CODE_WIDTH,
     CONTENT,
-    TinyVLM,
+    IGNORE,
+    _periods,
+    _sinusoids,
     lm_config,
     location_ids,
     one_hot_codes,
+    ordinal_embeddings,
+    packed_mask,
     random_vision_tower,
-    vision_tower,
     wire_lookup_head,
 )
 from qgnb.pvp.queries import all_cells, reconstruct_cells, reconstruct_queries, target_grid
-from qgnb.pvp.recipes import recipe
 from qgnb.pvp.reconstruct import reconstruction_error
 from qgnb.pvp.tokenizer import build_tokenizer
+from qgnb.pvp.tower import pinned_tower
 from qgnb.pvp.train import optimise_step, optimiser
 
-RESULTS = CHECKPOINTS / "lookup"
+RESULTS = Path(__file__).resolve().parent / "results"
 WIRED = "oracle+wired-lookup"
 FEATURES = ("oracle", WIRED, "zoo:shapes-clip")
 EVAL_IMAGES = 16
 # Training loss of a model that has learnt the answer format but nothing of the colours: three
 # of the eight scored tokens of "[r,g,b]<eos>" are numbers, uniform over 256 on a mosaic.
 CHANCE_LOSS = 3 * math.log(256) / 8
-# Stage 1's optimiser and batch settings, at the 16x16 grid the probe's shipped runs used
-# (asking about cells smaller than a patch is what the probe is about).
-SETTINGS = replace(recipe("pvp-stage1"), grid=16, lookup="learnt")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The old stage 1's optimiser and batch settings, at the 16x16 grid the probe's runs used
+    (asking about cells smaller than a patch is what the probe is about)."""
+
+    grid: int = 16
+    images_per_step: int = 8
+    queries_per_image: int = 32
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    lm_hidden: int = 128
+    lm_layers: int = 2
+    lm_heads: int = 4
+
+
+SETTINGS = Settings()
+
+
+def grid_position_codes(patches: int, grid: int, width: int, count: int = 256) -> torch.Tensor:
+    """``patches**2 x width`` codes of each patch's centre in target-grid cells, row-major:
+    the first half of the dimensions encodes the row, the second the column, each with every
+    other period of ``ordinal_embeddings(count, width)`` (unit standard deviation).
+
+    Why: a language model trained from scratch in a few minutes does not learn on its own
+    which image token a coordinate ``[y,x]`` points at (it paints a centred blob instead).
+    These codes share the frequencies of the number tokens' initial embeddings, so matching a
+    coordinate to its patch is a linear map from the start. All regimes get the same codes.
+
+    >>> codes = grid_position_codes(8, 16, 128)
+    >>> codes.shape, bool(codes[9] @ codes[9] > codes[9] @ codes[54])
+    (torch.Size([64, 128]), True)
+    """
+    if width % 4:
+        raise ValueError(f"width must be a multiple of 4, got {width}")
+    periods = _periods(count, width)[::2]
+    centres = (torch.arange(patches) + 0.5) * grid / patches - 0.5
+    rows = _sinusoids(centres, periods).repeat_interleave(patches, dim=0)
+    cols = _sinusoids(centres, periods).repeat(patches, 1)
+    return torch.cat([rows, cols], dim=1)
+
+
+class TinyVLM(nn.Module):
+    """Vision tower -> MLP connector (+ patch position codes in units of the ``grid`` the
+    model is asked about) -> causal language model, answering in text. ``number_ids`` (the
+    tokenizer's ids of ``"0"``..``"255"``) start from ordinal embeddings.
+
+    >>> tower, _ = random_vision_tower()
+    >>> model = TinyVLM(tower, lm_config(300, eos_id=2))
+    >>> model.image_tokens(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 64, 128])
+    """
+
+    CONNECTOR_PARTS = ("connector", "position_scale")  # what the "connector" regimes train
+
+    def __init__(self, vision: CLIPVisionModel, config: GPT2Config, grid: int = 16,
+                 number_ids: list[int] | None = None):
+        super().__init__()
+        self.vision = vision
+        self.grid = grid
+        self.patches = vision.config.image_size // vision.config.patch_size  # per side
+        self._build_connector(vision.config.hidden_size, config.n_embd)
+        self.lm = GPT2LMHeadModel(config)
+        if number_ids is not None:
+            with torch.no_grad():
+                self.lm.transformer.wte.weight[number_ids] = ordinal_embeddings(
+                    len(number_ids), config.n_embd, config.initializer_range)
+
+    def _build_connector(self, vision_width: int, width: int) -> None:
+        self.connector = nn.Sequential(
+            nn.Linear(vision_width, width), nn.GELU(), nn.Linear(width, width)
+        )
+        self.register_buffer("position_codes", grid_position_codes(self.patches, self.grid,
+                                                                   width), persistent=False)
+        self.position_scale = nn.Parameter(torch.ones(()))  # part of the connector's output
+
+    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``B x P x width``: the patch tokens (class token dropped) through the connector, plus
+    the scaled grid position codes of the patches (``grid_position_codes``)."""
+        patches = self.vision(pixel_values=pixel_values).last_hidden_state[:, 1:]
+        return self.connector(patches) + self.position_scale * self.position_codes
+
+    def prefix_cache(self, pixel_values: torch.Tensor, repeats: int):
+        """The language model's key/value cache over each image's tokens, repeated ``repeats``
+        times per image (image-major order), and the prefix length."""
+        tokens = self.image_tokens(pixel_values)
+        cache = self.lm.transformer(inputs_embeds=tokens, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(repeats)
+        return cache, tokens.shape[1]
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor, labels: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Logits ``B x Q x T x vocab`` for ``Q`` text queries per image (``B x Q x T`` ids,
+        right-padded) and, with ``labels`` (``IGNORE`` where not scored), the mean
+        cross-entropy of the scored tokens.
+
+        Packed: each image's tokens and all its queries form one sequence, and a block mask
+        lets a query see the image and its own earlier tokens only (positions restart after
+        the image for every query). That equals running every query behind its own copy of the
+        image, without copying the image's keys and values ``Q`` times (with one token per
+        cell the prefix is long, and those copies cost more than the attention itself).
+        """
+        b, q, t = input_ids.shape
+        image = self.image_tokens(pixel_values)
+        p = image.shape[1]
+        text = self.lm.transformer.wte(input_ids.reshape(b, q * t))
+        positions = torch.cat([torch.arange(p), torch.arange(p, p + t).repeat(q)])
+        hidden = self.lm.transformer(
+            inputs_embeds=torch.cat([image, text], dim=1),
+            attention_mask=packed_mask(p, attention_mask.bool()),
+            position_ids=positions.expand(b, -1),
+        ).last_hidden_state
+        logits = self.lm.lm_head(hidden[:, p:]).reshape(b, q, t, -1)
+        if labels is None:
+            return None, logits
+        # Token k is predicted from position k - 1 (the first text token from the image).
+        loss = nn.functional.cross_entropy(
+            logits[:, :, :-1].reshape(-1, logits.shape[-1]), labels[:, :, 1:].reshape(-1),
+            ignore_index=IGNORE,
+        )
+        return loss, logits
+
+    @torch.no_grad()
+    def greedy_answers(self, pixel_values: torch.Tensor, prompt_ids: torch.Tensor,
+                       eos_id: int, max_new_tokens: int) -> torch.Tensor:
+        """Greedy answers ``B x Q x max_new_tokens`` to ``Q`` equal-length prompts per image
+        (``B x Q x T``): one pass over the prompts, then one token per step for all queries,
+        stopping early once every answer has produced ``eos_id``.
+
+        >>> tower, _ = random_vision_tower()
+        >>> model = TinyVLM(tower, lm_config(300, eos_id=2))
+        >>> model.greedy_answers(torch.zeros(2, 3, 64, 64), torch.ones(2, 5, 4, dtype=torch.long),
+        ...                      eos_id=2, max_new_tokens=3).shape
+        torch.Size([2, 5, 3])
+        """
+        b, q, t = prompt_ids.shape
+        cache, p = self.prefix_cache(pixel_values, q)
+        ids = prompt_ids.reshape(b * q, t)
+        positions = torch.arange(p, p + t).expand(b * q, t)
+        answers = torch.full((b * q, max_new_tokens), eos_id, dtype=torch.long)
+        done = torch.zeros(b * q, dtype=torch.bool)
+        for k in range(max_new_tokens):
+            logits = self.lm(input_ids=ids, past_key_values=cache, position_ids=positions,
+                             use_cache=True).logits[:, -1]
+            nxt = torch.where(done, eos_id, logits.argmax(-1))
+            answers[:, k] = nxt
+            done |= nxt == eos_id
+            if bool(done.all()):
+                break
+            ids = nxt[:, None]
+            positions = positions[:, -1:] + 1
+        return answers.reshape(b, q, max_new_tokens)
+
+
+
 
 
 def mosaic(level: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
@@ -179,7 +344,7 @@ def build(features: str, seed: int = 0):
     wired = features == WIRED
     tokenizer = location_tokenizer(r.grid) if wired else build_tokenizer(SHAPES_VOCABULARY)
     tower, processor = (random_vision_tower(seed) if features.startswith("oracle")
-                        else vision_tower(features))
+                        else pinned_tower())
     torch.manual_seed(seed)
     config = lm_config(tokenizer.vocab_size, tokenizer.eos_id, r.lm_hidden, r.lm_layers,
                        r.lm_heads)
@@ -225,8 +390,8 @@ def run(features: str, level: int, steps: int, seed: int = 0,
             "mae": scores["mae"], "unparseable": scores["unparseable"],
             "mean_colour_mae": mean_colour_error(held_out, r.grid),
             "train_seconds": round(time.time() - t0, 1), "threads": 1, "curve": curve,
-            "command": f"python -m qgnb.pvp.lookup --features {features} --levels {level} "
-                       f"--steps {steps}"}
+            "command": f"python experiments/pvp_lookup/lookup.py --features {features} "
+                       f"--levels {level} --steps {steps}"}
 
 
 def result_path(features: str, level: int, steps: int, root: Path = RESULTS) -> Path:
@@ -236,6 +401,57 @@ def result_path(features: str, level: int, steps: int, root: Path = RESULTS) -> 
     'zoo-shapes-clip-level4-steps1000.json'
     """
     return Path(root) / f"{features.replace(':', '-')}-level{level}-steps{steps}.json"
+
+
+LEVEL_NAMES = {1: "1x1 (one colour: reading only)", 2: "2x2 (quadrants)", 4: "4x4",
+               16: "16x16 (every cell)"}
+
+
+def lookup_table(root: Path = RESULTS) -> pd.DataFrame:
+    """The lookup probe's shipped runs : per image-token source and mosaic
+    level: the training loss over the last 100 steps (``lookup.CHANCE_LOSS`` is chance), the
+    held-out MAE, the MAE of answering the image's mean colour, and their difference (what
+    looking the location up gained).
+
+    >>> lookup_table().columns.tolist()
+    ['image tokens', 'mosaic blocks', 'steps', 'final loss', 'MAE', 'mean-colour MAE', 'gain']
+    """
+    paths = sorted(Path(root).glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no lookup-probe results in {root}; run "
+                                f"python experiments/pvp_lookup/lookup.py")
+    rows = []
+    for path in paths:
+        r = json.loads(path.read_text())
+        rows.append({"image tokens": r["features"], "level": r["level"],
+                     "mosaic blocks": LEVEL_NAMES.get(r["level"], f"{r['level']}x{r['level']}"),
+                     "steps": r["steps"], "final loss": r["curve"][-1]["loss"],
+                     "MAE": r["mae"], "mean-colour MAE": r["mean_colour_mae"],
+                     "gain": r["mean_colour_mae"] - r["mae"]})
+    table = pd.DataFrame(rows).sort_values(["image tokens", "level", "steps"],
+                                           ascending=[False, True, True])
+    return table.drop(columns="level").reset_index(drop=True)
+
+
+def lookup_curves(root: Path = RESULTS) -> pd.DataFrame:
+    """The lookup probe's training-loss curves, long format: one row per run and logged step
+    (the loss averaged over the 100 steps before it), with the run's ``image tokens``, ``mosaic
+    blocks`` and a ``run`` label.
+
+    >>> lookup_curves().columns.tolist()
+    ['image tokens', 'mosaic blocks', 'run', 'step', 'loss']
+    """
+    rows = []
+    for path in sorted(Path(root).glob("*.json")):
+        r = json.loads(path.read_text())
+        blocks = LEVEL_NAMES.get(r["level"], f"{r['level']}x{r['level']}")
+        label = f"{r['features']}, {r['level']}x{r['level']}, {r['steps']} steps"
+        rows += [{"image tokens": r["features"], "mosaic blocks": blocks, "run": label,
+                  "step": p["step"], "loss": p["loss"]} for p in r["curve"]]
+    if not rows:
+        raise FileNotFoundError(f"no lookup-probe results in {root}; run "
+                                f"python experiments/pvp_lookup/lookup.py")
+    return pd.DataFrame(rows)
 
 
 def main(argv: list[str] | None = None) -> None:

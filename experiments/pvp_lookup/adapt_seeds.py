@@ -9,10 +9,12 @@ image's mean colour, and the loss curve. Kept exactly as it was run, because the
 depends on the exact initialisation (the model is built in this order and then seeded draws
 follow), so any rewrite would be a new seed.
 
-    python experiments/pvp_adapt_seeds.py adapt 1000 0   # MAE 6.8 vs 16.6: learnt
-    python experiments/pvp_adapt_seeds.py adapt 1000 1   # MAE 12.8 vs 12.6: not learnt
-    python experiments/pvp_adapt_seeds.py adapt 3000 1   # MAE 10.8 vs 12.6, loss 1.23
-    python experiments/pvp_adapt_seeds.py frozen 3000 1  # MAE 11.3 vs 12.6, loss 1.28
+    python experiments/pvp_lookup/adapt_seeds.py adapt 1000 0   # MAE 6.8 vs 16.6: learnt
+    python experiments/pvp_lookup/adapt_seeds.py adapt 1000 1   # MAE 12.8 vs 12.6: not learnt
+    python experiments/pvp_lookup/adapt_seeds.py adapt 3000 1   # MAE 10.8 vs 12.6, loss 1.23
+    python experiments/pvp_lookup/adapt_seeds.py frozen 3000 1  # MAE 11.3 vs 12.6, loss 1.28
+
+(Run at commit 940c104; the tower is now PVP's pinned copy of the same ``shapes-clip``.)
 
 About 6 minutes per 1,000 steps on one thread (``OMP_NUM_THREADS=1``).
 """
@@ -20,12 +22,13 @@ About 6 minutes per 1,000 steps on one thread (``OMP_NUM_THREADS=1``).
 import dataclasses
 import sys
 
+import lookup  # this folder's module: the script's folder is on sys.path
 import torch
 from torch import nn
 
 from qgnb.data.shapes import shapes
-from qgnb.pvp import lookup
-from qgnb.pvp.model import lm_config, vision_tower
+from qgnb.pvp.model import lm_config
+from qgnb.pvp.tower import pinned_tower
 
 ADAPT = sys.argv[1] == "adapt"
 STEPS = int(sys.argv[2])
@@ -50,7 +53,7 @@ class WiredClip(lookup.WiredLookupVLM):
 
 def build(features, seed=0):
     tok = lookup.location_tokenizer(8)
-    tower, proc = vision_tower("zoo:shapes-clip")
+    tower, proc = pinned_tower()
     torch.manual_seed(seed)
     model = WiredClip(tower, lm_config(tok.vocab_size, tok.eos_id), 8, tok.number_ids)
     model.wire(tok)
