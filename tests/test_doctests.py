@@ -14,8 +14,11 @@ import pytest
 
 import qgnb
 
+# ``python -m qgnb`` only runs the command line of `qgnb.cli`, whose examples run here.
+ENTRY_POINTS = {"qgnb.__main__"}
 MODULES = sorted(
     info.name for info in pkgutil.walk_packages(qgnb.__path__, prefix="qgnb.")
+    if info.name not in ENTRY_POINTS
 )
 PACKAGES = {info.name for info in pkgutil.walk_packages(qgnb.__path__, prefix="qgnb.")
             if info.ispkg}

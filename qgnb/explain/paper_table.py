@@ -257,8 +257,11 @@ def run_paper_table(runs: Sequence[tuple[str, str]],
     >>> import torch
     >>> from PIL import Image
     >>> from qgnb.data import Sample
-    >>> def centre(images, phrases):
-    ...     return torch.tensor([[0., 0, 0], [0, 1, 0], [0, 0, 0]]).expand(len(images), 3, 3)
+    >>> class Centre:  # a map store needs a config naming what the maps depend on
+    ...     config = {"explainer": "centre"}
+    ...     def __call__(self, images, phrases):
+    ...         return torch.tensor([[0., 0, 0], [0, 1, 0], [0, 0, 0]]).expand(len(images), 3, 3)
+    >>> centre = Centre()
     >>> data = [Sample("a", Image.new("RGB", (3, 3)), "the middle", [[1, 1, 2, 2]])]
     >>> rows = run_paper_table([("centre", "toy")], lambda m: centre, lambda d: data,
     ...                        tempfile.mkdtemp(), progress=False)
