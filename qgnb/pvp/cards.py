@@ -94,7 +94,7 @@ def load_directory(directory: Path) -> tuple[WiredVLM, PVPTokenizer, Any]:
     if not (directory / "model.safetensors").is_file():
         raise FileNotFoundError(f"no PVP checkpoint at {directory} (missing model.safetensors)")
     verify_checkpoint(directory, require=("card.json", "tokenizer.json"))
-    info = json.loads((directory / "card.json").read_text())
+    info = read_json(directory / "card.json", "PVP checkpoint card")
     if info["vision"] == PINNED and info.get("tower_sha256") != TOWER_SHA256:
         raise ValueError(f"{directory}: trained on the pinned tower with SHA-256 "
                          f"{info.get('tower_sha256')}, but the pinned tower is {TOWER_SHA256}; "

@@ -16,7 +16,6 @@ trained once (seed 0) and every seed starts from it.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 import zlib
@@ -31,7 +30,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from qgnb.data.shapes import SHAPES_VOCABULARY, shapes
 from qgnb.pvp.batch import pixel_values, query_tensors
-from qgnb.pvp.cards import CHECKPOINTS, checkpoint_dir, load_directory, save
+from qgnb.pvp.cards import CHECKPOINTS, card, checkpoint_dir, load_directory, save
 from qgnb.pvp.model import WiredVLM, build_vlm, vision_tower
 from qgnb.pvp.queries import (
     mask_grid,
@@ -95,7 +94,7 @@ def _initial_model(r: Recipe, name: str, root: Path, shared_root: Path):
                                 f"{directory}; train it first (`python -m qgnb.pvp.train "
                                 f"{r.init_from}" + ("`)" if recipe(r.init_from).shared_across_seeds
                                                      else f" --seed {r.seed}`)"))
-    parent = _load_card(root, r.init_from)
+    parent = card(r.init_from, root)
     model, tokenizer, processor = load_directory(directory)
     if r.init_lm_only:
         tower, processor = vision_tower(parent["vision"])
@@ -107,10 +106,6 @@ def _initial_model(r: Recipe, name: str, root: Path, shared_root: Path):
         model = fresh
         parent = {**parent, "vision_adapted": False}
     return model, tokenizer, processor, parent
-
-
-def _load_card(root: Path, name: str) -> dict[str, Any]:
-    return json.loads((checkpoint_dir(name, root) / "card.json").read_text())
 
 
 def _batch_queries(r: Recipe, samples, rng: np.random.Generator) -> list[list[tuple[str, str]]]:
@@ -269,7 +264,7 @@ def train(name: str, root: Path | None = None, work: Path = Path("build/pvp-work
     save(model, tokenizer, {**info, "check": {}, "eval": {}}, directory)
     # Scores come from the saved-and-reloaded model, exactly what users (and tests) load.
     model, tokenizer, processor = load_directory(directory)
-    info = json.loads((directory / "card.json").read_text())
+    info = card(name, root)
     info["eval"] = {split: evaluate(r, model, tokenizer, processor, split, EVAL["n"],
                                     EVAL["seed"], progress=True) for split in ("id", "ood")}
     info["check"] = {**CHECK, **evaluate(r, model, tokenizer, processor, CHECK["split"],

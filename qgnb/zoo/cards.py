@@ -119,7 +119,7 @@ def compute_card(name: str) -> dict:
     directory = checkpoint_dir(name)
     model, processor = load_model(name)
     family = zoo_spec.architecture.family
-    training = json.loads((directory / "training.json").read_text())
+    training = read_json(directory / "training.json", f"zoo model {name!r} training record")
     heldout = shapes("id", HELDOUT_N, EVAL_SEED)
     metric = "retrieval_accuracy" if family == "clip" else "itm_accuracy"
     result = dict(training)
@@ -129,7 +129,7 @@ def compute_card(name: str) -> dict:
         "slice_n": SLICE_N,
         "slice_value": heldout_score(model, processor, family, heldout[:SLICE_N]),
     }
-    result["reading"] = json.loads((directory / "reading.json").read_text())
+    result["reading"] = read_json(directory / "reading.json", f"zoo model {name!r} reading")
     explainer = explainer_for(name, model, processor)
     result["explainer"] = explainer.config
     result["grounding"] = {"n": GROUNDING_N, "seed": EVAL_SEED}

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from qgnb.data import shapes
+from qgnb.data.records import read_json
 from qgnb.explain.blip import BlipExplainer
 from qgnb.explain.clip import ClipExplainer
 from qgnb.explain.evaluate import evaluate
@@ -100,7 +101,7 @@ def stored_reading(name: str) -> Reading:
     if not path.is_file():
         raise FileNotFoundError(f"zoo model {name!r} has no reading at {path}; run "
                                 f"`python -m qgnb.zoo.cards {name}` (it applies the rule)")
-    chosen = json.loads(path.read_text())["chosen"]
+    chosen = read_json(path, f"zoo model {name!r} reading")["chosen"]
     return Reading(chosen["layer"], chosen["tokens"])
 
 
