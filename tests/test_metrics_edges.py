@@ -9,6 +9,9 @@ import torch
 
 from qgnb.metrics import score
 
+# Both CPU paths of score: compiled (the default) and eager torch (as on GPUs).
+pytestmark = pytest.mark.usefixtures("cpu_path")
+
 
 def point_map(h, w, points):
     a = np.zeros((h, w), dtype=np.float32)

@@ -5,6 +5,9 @@ import pytest
 
 from qgnb.metrics import score
 
+# Both CPU paths of score: compiled (the default) and eager torch (as on GPUs).
+pytestmark = pytest.mark.usefixtures("cpu_path")
+
 
 def point_map(h, w, points):
     a = np.zeros((h, w), dtype=np.float32)
@@ -23,9 +26,12 @@ def test_errors_name_the_sample():
     bad = good.copy()
     bad[2, 2] = np.nan
     check_error([good, bad], [[[0, 0, 2, 2]]] * 2, r"sample 1: map contains NaN")
-    infinite = good.copy()
-    infinite[0, 0] = -np.inf
-    check_error(np.stack([good, infinite]), [[[0, 0, 2, 2]]] * 2, r"sample 1: map")
+    for value, where in [(-np.inf, (0, 0)), (np.inf, (3, 3)), (np.nan, (0, 0)),
+                         (-np.inf, (3, 3))]:
+        infinite = good.copy()
+        infinite[where] = value
+        check_error(np.stack([good, infinite]), [[[0, 0, 2, 2]]] * 2,
+                    r"sample 1: map contains NaN or infinite values")
     check_error([good, bad], [[[0, 0, 2, 2]]] * 2, r"sample 1 \(id 'b'\)", ids=["a", "b"])
     check_error([good, good], [[[0, 0, 2, 2]], [[3, 0, 1, 2]]], r"sample 1: .*x2 < x1")
     check_error([good], [[[0, 3, 2, 1]]], r"sample 0: .*y2 < y1")

@@ -13,6 +13,9 @@ from qgnb.metrics import METRIC_COLUMNS, find_peaks, score
 from qgnb.metrics.prepare import pixel_ranges
 from qgnb.metrics.reference import reference_peaks, reference_score
 
+# Both CPU paths of score: compiled (the default) and eager torch (as on GPUs).
+pytestmark = pytest.mark.usefixtures("cpu_path")
+
 
 def check_against_reference(maps, boxes, **options):
     table = score(maps, boxes, **options)
@@ -34,7 +37,8 @@ def check_against_reference(maps, boxes, **options):
 @st.composite
 def samples(draw):
     """A stack of small maps with ties (values from a coarse grid), negatives, flat maps, and
-    one to three boxes per map, some reaching outside the image."""
+    one to six boxes per map (more than the compiled path tests inline), some reaching
+    outside the image."""
     n = draw(st.integers(1, 4))
     h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
     values = st.sampled_from([-1.0, 0.0, 0.0, 0.25, 0.5, 0.999, 1.0, 2.0, 3.0])
@@ -46,7 +50,7 @@ def samples(draw):
     coord = st.floats(-3, max(h, w) + 3, allow_nan=False)
     for _ in range(n):
         sample = []
-        for _ in range(draw(st.integers(1, 3))):
+        for _ in range(draw(st.integers(1, 6))):
             x1, y1 = draw(coord), draw(coord)
             box = [x1, y1, x1 + draw(st.floats(0, w + 2)), y1 + draw(st.floats(0, h + 2))]
             r0, r1, c0, c1 = pixel_ranges(np.clip(box, 0, [w, h, w, h]), h, w)[0]

@@ -8,6 +8,9 @@ import torch
 
 from qgnb.metrics import score
 
+# Both CPU paths of score: compiled (the default) and eager torch (as on GPUs).
+pytestmark = pytest.mark.usefixtures("cpu_path")
+
 # Raw map (one negative value, removed by the ReLU); prepared A = relu(RAW) / 2 is
 #   [[0, .5, 1, 0], [0, .25, .5, 0], [0, 0, 0, .25]]: sum 2.5.
 RAW = [[0.0, 1.0, 2.0, 0.0], [-3.0, 0.5, 1.0, 0.0], [0.0, 0.0, 0.0, 0.5]]

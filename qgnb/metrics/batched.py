@@ -48,6 +48,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from qgnb.metrics import fused
 from qgnb.metrics.peaks import peak_mask, quantise
 from qgnb.metrics.prepare import (
     check_options,
@@ -62,8 +63,12 @@ METRIC_COLUMNS = ("pg_hit", "pg_uncertain", "soft_iou", "soft_dice", "hard_iou",
 COLUMNS = METRIC_COLUMNS + ("flat", "n_top_peaks")
 
 # Pixels per chunk: bounds the workspace (16 bytes a pixel for float32) whatever N is; on CPU
-# small enough to stay in cache, on GPU large enough to fill the device.
-CHUNK_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 25}
+# small enough to stay in cache, on GPU large enough to fill the device. The compiled CPU path
+# needs no workspace: its chunks only pace the progress bar.
+CHUNK_PIXELS = {"cpu": 1 << 19, "cuda": 1 << 25, "fused": 1 << 24}
+# On CPU the per-pixel work runs compiled (qgnb.metrics.fused); False: eager torch, as on GPUs
+# (the tests run both paths against the reference).
+FUSED_ON_CPU = True
 # A progress bar from this many maps in one group (a few seconds of work on a laptop CPU).
 PROGRESS_FROM = 8192
 
@@ -107,20 +112,25 @@ def score(maps, boxes: Sequence, *, tol: float = 0, nms_window: int | None = Non
         h, w = stack.shape[-2:]
         clipped = padded_boxes(boxes, index, h, w, ids)
         window = default_nms_window(h, w) if nms_window is None else nms_window
-        budget = CHUNK_PIXELS.get(stack.device.type, CHUNK_PIXELS["cpu"])
+        fused_path = stack.device.type == "cpu" and FUSED_ON_CPU
+        budget = CHUNK_PIXELS["fused"] if fused_path else CHUNK_PIXELS.get(stack.device.type,
+                                                                           CHUNK_PIXELS["cpu"])
         per_chunk = min(len(index), max(1, budget // (h * w)))
-        ws = _Workspace(per_chunk, h, w, stack.dtype, stack.device)
         ranges, dy2, dx2 = _box_tensors(clipped, h, w, stack.dtype, stack.device)
+        dense = _FusedDenseSums(stack, levels) if fused_path else _EagerDenseSums(
+            per_chunk, h, w, stack.dtype, stack.device)
         parts = []
         with tqdm(total=len(index), desc="score", unit="map", leave=False,
                   disable=len(index) < PROGRESS_FROM) as progress:
             for k in range(0, len(index), per_chunk):
-                parts.append(_dense_sums(stack[k : k + per_chunk], dy2[k : k + per_chunk],
-                                         dx2[k : k + per_chunk], ws, threshold))
+                parts.append(dense(stack[k : k + per_chunk], dy2[k : k + per_chunk],
+                                   dx2[k : k + per_chunk], threshold))
                 progress.update(len(parts[-1][0]))
-        row_max, sums = (torch.cat(p) for p in zip(*parts, strict=True))
+        row_max, sums = (torch.cat([p[i] for p in parts]) for i in (0, 1))
+        level = (torch.cat([p[2] for p in parts]).unbind(1)
+                 if fused_path else None)
         result = _metrics(stack, row_max, sums, ranges, index, ids, tol=tol, window=window,
-                          levels=levels)
+                          levels=levels, level=level)
         for name, values in result.items():
             out[name][index] = values
     table = pd.DataFrame({name: out[name] for name in COLUMNS})
@@ -157,11 +167,43 @@ def _as_float(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-class _Workspace:
-    """Float buffers reused by every chunk of one group. Fresh full-size temporaries per chunk
-    cost more than the arithmetic (page faults), small chunks stay in cache, and only fast
-    float element-wise ops are used (comparisons into bool and bool -> float copies are
-    several times slower on CPU)."""
+class _FusedDenseSums:
+    """:func:`_dense_sums` on CPU, plus the pixels at the top level (what
+    :func:`_top_level_pixels` finds): the row maxima of the whole stack first (torch, one
+    pass), each map's top-level threshold from them, then per chunk one compiled pass for
+    everything else (:mod:`qgnb.metrics.fused`). Chunks are taken in order; their top-level
+    pixels come back as ``(map, row, col)`` rows numbered across the chunks."""
+
+    def __init__(self, stack: torch.Tensor, levels: int | None):
+        self.row_max = stack.amax(dim=2)  # NaN propagates: such a map is reported by _metrics
+        self.top = self.row_max.amax(dim=1)
+        self.scale = torch.where((self.top > 0) & torch.isfinite(self.top), self.top, 1)
+        self.level = _top_level_threshold(self.scale, self.scale, levels)
+        self.done = 0
+
+    def __call__(self, x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor,
+                 threshold: float) -> tuple[torch.Tensor, ...]:
+        part = slice(self.done, self.done + len(x))
+        x_np, row_max, top = x.contiguous().numpy(), self.row_max[part], self.top[part]
+        sums = torch.from_numpy(fused.dense_sums(x_np, self.scale[part].numpy(), dy2.numpy(),
+                                                 dx2.numpy(), threshold))
+        nonfinite = ~torch.isfinite(top) | torch.isnan(sums[:, 6])
+        constant = sums[:, 5] == x[0].numel()
+        flat = (top <= 0) | constant | nonfinite
+        level, row_max_np = self.level[part].numpy(), row_max.numpy()
+        counts = fused.level_counts(x_np, row_max_np, level, flat.numpy())
+        found = torch.from_numpy(fused.level_pixels(x_np, row_max_np, level, counts))
+        found[:, 0] += self.done
+        self.done += len(x)
+        head = torch.stack([top.double(), nonfinite.double(), constant.double()], dim=1)
+        return row_max, torch.cat([head, sums[:, :5]], dim=1), found
+
+
+class _EagerDenseSums:
+    """:func:`_dense_sums` with float buffers reused by every chunk of one group (the path
+    for GPUs, where eager element-wise operations are cheap). Fresh full-size temporaries
+    per chunk cost more than the arithmetic (page faults), and only fast float element-wise
+    ops are used (comparisons into bool and bool -> float copies are several times slower)."""
 
     def __init__(self, n: int, h: int, w: int, dtype: torch.dtype, device: torch.device):
         def buffer() -> torch.Tensor:
@@ -169,12 +211,17 @@ class _Workspace:
 
         self.a, self.hard, self.inside, self.d = (buffer() for _ in range(4))
 
+    def __call__(self, x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor,
+                 threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+        return _dense_sums(x, dy2, dx2, self, threshold)
 
-def _dense_sums(x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor, ws: _Workspace,
+
+def _dense_sums(x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor, ws: _EagerDenseSums,
                 threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The passes over the pixels of a chunk ``x`` ``(n, H, W)``: its row maxima ``(n, H)`` and
-    the per-map sums ``(n, 7)``: max, min, S_all, S_in, the WDP numerator, hard-mask pixels,
-    hard-mask pixels in M (NaN/inf propagate; they are reported later)."""
+    """The passes over the pixels of a chunk ``x`` ``(n, H, W)``, in eager torch: its row
+    maxima ``(n, H)`` and the per-map sums ``(n, 8)``: max, whether a value is NaN or infinite
+    (0/1, reported later), whether the map is constant (0/1), S_all, S_in, the WDP numerator,
+    hard-mask pixels, hard-mask pixels in M."""
     n = x.shape[0]
     row_max, row_min = x.amax(dim=2), x.amin(dim=2)
     top, low = row_max.amax(dim=1), row_min.amin(dim=1)
@@ -213,25 +260,28 @@ def _dense_sums(x: torch.Tensor, dy2: torch.Tensor, dx2: torch.Tensor, ws: _Work
     def total(u: torch.Tensor) -> torch.Tensor:
         return u.sum(dim=(1, 2))
 
-    sums = torch.stack([top, low, total(a), dot(a, inside), dot(a, d), total(hard),
-                        dot(hard, inside)], dim=1).double()
+    nonfinite = ~torch.isfinite(top) | ~torch.isfinite(low)
+    sums = torch.stack([top, nonfinite.to(top.dtype), (top == low).to(top.dtype), total(a),
+                        dot(a, inside), dot(a, d), total(hard), dot(hard, inside)],
+                       dim=1).double()
     return row_max, sums
 
 
 def _metrics(stack: torch.Tensor, row_max: torch.Tensor, sums: torch.Tensor,
              ranges: torch.Tensor, index: np.ndarray, ids, *, tol: float, window: int,
-             levels: int | None) -> dict[str, np.ndarray]:
+             levels: int | None, level: tuple[torch.Tensor, ...] | None = None
+             ) -> dict[str, np.ndarray]:
     """Every column of one group from its sums, row maxima and boxes; reads only the few
-    rows of ``stack`` that hold pixels at the top level."""
+    rows of ``stack`` that hold pixels at the top level (unless ``level``, those pixels as
+    ``(sample, row, col)``, is given)."""
     n, h, w = stack.shape
     device = stack.device
-    top, low, s_all, s_in, spill, h_all, h_in = sums.T
+    top, nonfinite, constant, s_all, s_in, spill, h_all, h_in = sums.T
     area = _union_area(ranges)
-    finite = torch.isfinite(top) & torch.isfinite(low)
-    if not bool(finite.all()):
-        bad = int(index[int((~finite).nonzero()[0])])
+    if bool(nonfinite.any()):
+        bad = int(index[int(nonfinite.nonzero()[0])])
         raise ValueError(f"{sample_label(bad, ids)}: map contains NaN or infinite values")
-    flat = (top <= 0) | (top == low)
+    flat = (top <= 0) | (constant > 0)
     scale = torch.where(flat, 1, top).to(stack.dtype)
     result = {
         "soft_iou": s_in / (area + s_all - s_in),
@@ -242,8 +292,9 @@ def _metrics(stack: torch.Tensor, row_max: torch.Tensor, sums: torch.Tensor,
         "io_ratio": s_in / s_all,
     }
 
-    sample, r, c = _top_level_pixels(stack, row_max, scale, flat, levels)
-    sample, r, c = _top_peaks(sample, r, c, stack, scale, levels, window)
+    if level is None:
+        level = _top_level_pixels(stack, row_max, scale, flat, levels)
+    sample, r, c = _top_peaks(*level, stack, scale, levels, window)
     hit = _hit(r, c, ranges[sample], tol)
     n_top = torch.bincount(sample, minlength=n)
     n_hit = torch.bincount(sample, weights=hit.double(), minlength=n)
@@ -310,25 +361,18 @@ def _box_tensors(clipped: np.ndarray, h: int, w: int, dtype: torch.dtype,
                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """From padded clipped boxes ``(n, B, 4)`` (NaN padding): inclusive pixel ranges
     ``(n, B, 4)`` and squared distances from each row / column centre to each box,
-    ``(n, B, H)`` and ``(n, B, W)``. Padding has an empty range and an infinite distance."""
+    ``(n, B, H)`` and ``(n, B, W)`` (:func:`qgnb.metrics.fused.squared_gaps`, on CPU: a few
+    numbers a box, where a dozen eager torch operations cost more than the metrics' pixels).
+    Padding has an empty range and an infinite distance."""
     n, n_box = clipped.shape[:2]
-    ranges = torch.as_tensor(pixel_ranges(clipped.reshape(-1, 4), h, w).reshape(n, n_box, 4),
-                             device=device)
-    xyxy = torch.as_tensor(clipped, device=device)
-
-    def squared(first, last, lo, hi, size):
-        centre = torch.arange(size, device=device, dtype=torch.float64) + 0.5
-        index = torch.arange(size, device=device)
-        gap = torch.maximum(first[..., None] - centre, centre - last[..., None]).clamp_min(0)
-        inside = (index >= lo[..., None]) & (index <= hi[..., None])
-        # Exactly 0 on the rows / columns whose centres are inside (so d == 0 is exactly M, as
-        # by pixel ranges) and never rounded to 0 outside; padding (NaN) is infinitely far.
-        gap2 = torch.where(inside, 0.0, (gap * gap).clamp_min(torch.finfo(dtype).tiny))
-        return gap2.nan_to_num(nan=math.inf).to(dtype)
-
-    dy2 = squared(xyxy[..., 1], xyxy[..., 3], ranges[..., 0], ranges[..., 1], h)
-    dx2 = squared(xyxy[..., 0], xyxy[..., 2], ranges[..., 2], ranges[..., 3], w)
-    return ranges, dy2, dx2
+    ranges = pixel_ranges(clipped.reshape(-1, 4), h, w).reshape(n, n_box, 4)
+    np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+    tiny = float(torch.finfo(dtype).tiny)
+    dy2 = fused.squared_gaps(clipped[..., 1], clipped[..., 3], ranges[..., 0], ranges[..., 1],
+                             h, tiny).astype(np_dtype)
+    dx2 = fused.squared_gaps(clipped[..., 0], clipped[..., 2], ranges[..., 2], ranges[..., 3],
+                             w, tiny).astype(np_dtype)
+    return tuple(torch.from_numpy(a).to(device) for a in (ranges, dy2, dx2))
 
 
 def _top_level_pixels(x: torch.Tensor, row_max: torch.Tensor, scale: torch.Tensor,
@@ -396,7 +440,12 @@ def _top_peaks(sample: torch.Tensor, r: torch.Tensor, c: torch.Tensor, x: torch.
     dense = counts[sample] * window > h * w
     sparse = ~dense
     keep = torch.zeros_like(sample, dtype=torch.bool)
-    keep[sparse] = ~_earlier_in_window(sample[sparse], r[sparse], c[sparse], h, w, window // 2)
+    if x.device.type == "cpu" and FUSED_ON_CPU:
+        earlier = torch.from_numpy(fused.earlier_in_window(
+            sample[sparse].numpy(), r[sparse].numpy(), c[sparse].numpy(), window // 2))
+    else:
+        earlier = _earlier_in_window(sample[sparse], r[sparse], c[sparse], h, w, window // 2)
+    keep[sparse] = ~earlier
     owners = torch.unique(sample[dense])
     if len(owners) == 0:
         return sample[keep], r[keep], c[keep]
