@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,notebooks]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	# Compile the metrics' numba kernels once (about 10 s); every later process loads them.
+	$(PY) -c "import qgnb.metrics.fused as f; f.compile_all()"
 	touch $(STAMP)
 
 run: install

@@ -226,3 +226,17 @@ def dense_sums(x: np.ndarray, scale: np.ndarray, dy2: np.ndarray, dx2: np.ndarra
     region_sums(x, scale.astype(x.dtype), np.array([threshold], x.dtype), dy2_inline,
                 dx2_inline, dy2_rest, dx2_rest, sums)
     return sums
+
+
+def compile_all() -> None:
+    """Compile (or load from the cache) every kernel for float32 and float64 maps, so that the
+    first ``score`` of a session does not pay for it (``make install`` runs this once)."""
+    for dtype in (np.float32, np.float64):
+        x = np.zeros((1, 2, 2), dtype)
+        scale, gaps = np.ones(1, dtype), np.zeros((1, 1, 2), dtype)
+        dense_sums(x, scale, gaps, gaps, 0.5)
+        counts = level_counts(x, x.max(axis=2), scale, np.zeros(1, np.bool_))
+        level_pixels(x, x.max(axis=2), scale, counts)
+    squared_gaps(np.zeros((1, 1)), np.ones((1, 1)), np.zeros((1, 1), np.int64),
+                 np.zeros((1, 1), np.int64), 2, 1e-38)
+    earlier_in_window(np.zeros(2, np.int64), np.zeros(2, np.int64), np.arange(2), 1)
