@@ -348,7 +348,10 @@ def gallery(
     fig.update_layout(
         title={"text": title},
         coloraxis={"colorscale": COLORSCALE, "cmin": 0.0, "cmax": 1.0,
-                   "colorbar": {"title": {"text": "map"}}},
+                   # The title beside the bar, not above it: above, it overran the
+                   # figure's right edge in JupyterLab ("ma").
+                   "colorbar": {"title": {"text": "map", "side": "right"},
+                                "thickness": 14}},
         legend={"orientation": "h", "y": 0, "yanchor": "bottom", "yref": "container"},
         margin={"t": TOP_MARGIN + title_block, "b": BOTTOM_MARGIN, "l": 20, "r": 100},
         width=plot_width + 20 + 100,

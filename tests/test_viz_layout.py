@@ -91,3 +91,11 @@ def test_scatter_with_fit_signs_a_negative_intercept_and_leaves_room_for_labels(
     x_low, x_high = fig.layout.xaxis.range
     assert x_low < x.min() and x_high > x.max()
     assert fig.layout.height >= 450
+
+
+def test_gallery_colorbar_title_sits_beside_the_bar_inside_the_right_margin():
+    fig = _long_gallery()
+    bar = fig.layout.coloraxis.colorbar
+    assert bar.title.text == "map" and bar.title.side == "right"
+    # bar + tick labels ("0.5", about 20 px) + the rotated title (about 16 px) + padding
+    assert fig.layout.margin.r >= bar.thickness + 20 + 16 + 2 * 10
