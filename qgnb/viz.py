@@ -596,3 +596,85 @@ def pvp_segmentation_gain(gains: pd.DataFrame, goal: float = 5.0,
     fig.add_hline(y=goal, line_dash="dot", line_color="green",
                   annotation_text=f"goal: +{goal:g} points")
     return fig.update_layout(title=title, yaxis_title="cIoU gain (points)", height=400)
+
+
+def reading_bars(by_layer: pd.DataFrame, *, cols: int = 2,
+                 title: str = "PG accuracy of every candidate reading, per model") -> go.Figure:
+    """Per model, one panel of grouped bars: the PG accuracy of each candidate reading
+    (``reading``, e.g. "layer 0, all") on the validation stream and on the test phrases
+    (columns ``model, reading, validation PG, id PG, chosen``; ``chosen`` non-empty on the
+    reading the rule picked, whose label is set in bold). Panels share the y axis [0, 1];
+    rows are spaced so that each panel's title and tick labels clear the panel above.
+
+    >>> t = pd.DataFrame({"model": ["a", "a"], "reading": ["layer 0", "layer 1"],
+    ...                   "validation PG": [0.5, 0.25], "id PG": [0.4, 0.3],
+    ...                   "chosen": ["<- rule", ""]})
+    >>> fig = reading_bars(t)
+    >>> [list(d.y) for d in fig.data], list(fig.data[0].x)
+    ([[0.5, 0.25], [0.4, 0.3]], ['<b>layer 0</b>', 'layer 1'])
+    """
+    missing = {"model", "reading", "validation PG", "id PG", "chosen"} - set(by_layer.columns)
+    if missing:
+        raise ValueError(f"reading_bars: by_layer lacks columns {sorted(missing)}")
+    models = list(dict.fromkeys(by_layer["model"]))
+    cols = min(cols, len(models))
+    rows = math.ceil(len(models) / cols)
+    panel, gap = 260, 90  # px: a panel's height; room for the x tick labels and next title
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=models, shared_yaxes=True,
+                        vertical_spacing=gap / (rows * panel + (rows - 1) * gap)
+                        if rows > 1 else 0.0, horizontal_spacing=0.06)
+    colours = {"validation PG": "#9ecae1", "id PG": "#08519c"}
+    for k, model in enumerate(models):
+        part = by_layer[by_layer["model"] == model]
+        labels = [f"<b>{r}</b>" if c else r for r, c in zip(part["reading"], part["chosen"],
+                                                               strict=True)]
+        for column, colour in colours.items():
+            fig.add_trace(go.Bar(x=labels, y=part[column].tolist(), name=column,
+                                 marker_color=colour, legendgroup=column, showlegend=k == 0),
+                          row=k // cols + 1, col=k % cols + 1)
+    fig.update_yaxes(range=[0, 1])
+    fig.update_yaxes(title_text="PG accuracy", col=1)
+    fig.update_xaxes(tickangle=-35, tickfont={"size": 10})
+    return fig.update_layout(
+        title={"text": title + " (bold: the rule's choice)"}, barmode="group",
+        height=rows * panel + (rows - 1) * gap + TOP_MARGIN + BOTTOM_MARGIN + 40,
+        margin={"t": TOP_MARGIN + 20, "b": BOTTOM_MARGIN + 40},
+        legend={"orientation": "h", "y": 0, "yanchor": "top", "yref": "container"})
+
+
+def uncertainty_by_levels(quantisation: pd.DataFrame, *,
+                          title: str = "PG uncertainty against quantisation levels"
+                          ) -> go.Figure:
+    """One panel per split: each model's PG uncertainty (share of uncertain samples)
+    against the number of quantisation levels, on a log axis ticked at the levels measured
+    (columns ``model, split, levels, pg_uncertainty``).
+
+    >>> q = pd.DataFrame({"model": ["a", "a"], "split": ["id", "id"], "levels": [32, 256],
+    ...                   "pg_uncertainty": [0.1, 0.0]})
+    >>> fig = uncertainty_by_levels(q)
+    >>> list(fig.data[0].x), list(fig.layout.xaxis.tickvals)
+    ([32, 256], [32, 256])
+    """
+    missing = {"model", "split", "levels", "pg_uncertainty"} - set(quantisation.columns)
+    if missing:
+        raise ValueError(f"uncertainty_by_levels: quantisation lacks columns {sorted(missing)}")
+    splits = list(dict.fromkeys(quantisation["split"]))
+    models = list(dict.fromkeys(quantisation["model"]))
+    levels = sorted(int(v) for v in set(quantisation["levels"]))
+    fig = make_subplots(rows=1, cols=len(splits), subplot_titles=[f"split: {s}" for s in splits],
+                        shared_yaxes=True, horizontal_spacing=0.08)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    for j, split in enumerate(splits):
+        for i, model in enumerate(models):
+            part = quantisation[(quantisation["split"] == split)
+                                & (quantisation["model"] == model)].sort_values("levels")
+            fig.add_trace(go.Scatter(
+                x=part["levels"].astype(int).tolist(), y=part["pg_uncertainty"].tolist(),
+                mode="lines+markers", name=model, legendgroup=model, showlegend=j == 0,
+                line={"color": palette[i % len(palette)]}), row=1, col=j + 1)
+    top = float(quantisation["pg_uncertainty"].max())
+    fig.update_xaxes(type="log", tickvals=levels, ticktext=[str(v) for v in levels],
+                     title_text="quantisation levels")
+    fig.update_yaxes(range=[0, max(0.05, 1.15 * top)])
+    fig.update_yaxes(title_text="PG uncertainty", col=1)
+    return fig.update_layout(title={"text": title}, height=SCATTER_HEIGHT - 60)

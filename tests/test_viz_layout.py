@@ -13,7 +13,9 @@ from qgnb.viz import (
     TOP_MARGIN,
     gallery,
     interval_bars,
+    reading_bars,
     scatter_with_fit,
+    uncertainty_by_levels,
     wrap_title,
 )
 
@@ -99,3 +101,42 @@ def test_gallery_colorbar_title_sits_beside_the_bar_inside_the_right_margin():
     assert bar.title.text == "map" and bar.title.side == "right"
     # bar + tick labels ("0.5", about 20 px) + the rotated title (about 16 px) + padding
     assert fig.layout.margin.r >= bar.thickness + 20 + 16 + 2 * 10
+
+
+def _by_layer():
+    rows = []
+    for model in ["clip", "blip-base", "blip-amc", "blip-large"]:
+        for k, reading in enumerate(["layer 0, all", "layer 0, cls", "layer 1, words"]):
+            rows.append({"model": model, "reading": reading, "validation PG": 0.2 * k + 0.1,
+                         "id PG": 0.2 * k, "chosen": "<- rule" if k == 2 else ""})
+    return pd.DataFrame(rows)
+
+
+def test_reading_bars_one_panel_a_model_with_room_between_rows():
+    fig = reading_bars(_by_layer())
+    assert [a.text for a in fig.layout.annotations] == ["clip", "blip-base", "blip-amc",
+                                                        "blip-large"]
+    assert len(fig.data) == 8 and [d.name for d in fig.data[:2]] == ["validation PG", "id PG"]
+    plot = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    top_row, bottom_row = fig.layout.yaxis.domain, fig.layout.yaxis3.domain
+    # room in px between the rows, for the upper panel's tilted tick labels and the title below
+    assert (top_row[0] - bottom_row[1]) * plot >= 80
+    assert list(fig.data[0].x)[2] == "<b>layer 1, words</b>" and "<b>" not in fig.data[0].x[0]
+    assert all(axis.range == (0, 1) for axis in (fig.layout.yaxis, fig.layout.yaxis4))
+
+
+def test_reading_bars_names_missing_columns():
+    with pytest.raises(ValueError, match="chosen"):
+        reading_bars(_by_layer().drop(columns="chosen"))
+
+
+def test_uncertainty_by_levels_ticks_the_levels_on_a_log_axis_per_split():
+    q = pd.DataFrame([{"model": m, "split": s, "levels": lv, "pg_uncertainty": u}
+                      for m in ["base", "amc"] for s in ["id", "ood"]
+                      for lv, u in [(32, 0.2), (64, 0.1), (128, 0.04), (256, 0.0)]])
+    fig = uncertainty_by_levels(q)
+    assert [a.text for a in fig.layout.annotations] == ["split: id", "split: ood"]
+    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis2.tickvals) == [32, 64, 128, 256]
+    assert list(fig.layout.xaxis.ticktext) == ["32", "64", "128", "256"]
+    assert len(fig.data) == 4 and [d.showlegend for d in fig.data] == [True, True, False, False]
+    assert fig.layout.yaxis.range[1] >= 0.2
