@@ -81,18 +81,22 @@ PVP_REGIMES = {
 }
 SEGMENTATION_MODELS = {"frozen encoder": "seg-frozen-encoder",
                        "PVP-adapted encoder": "seg-pvp-encoder"}
-# Steps sized to the study's CPU budget (about 85 minutes of one thread for stage 0 and three
-# seeds of the five runs after it, at about 0.65 s a step).
-REGIME_STEPS = 300
+# Steps: at 300 regime and 200 segmentation steps (session 5) the adapted encoder was still
+# improving steeply (object-cell MAE 16.4 -> 12.7 over its last 100 steps) where the
+# connector-only regime had flattened, and segmentation had only just left "background
+# everywhere" (cIoU 0.0 at step 100, 0.25-0.33 at 200; one seed still at 0.0). Doubled here:
+# about 100 minutes of one thread for the three seeds of the five runs after stage 0.
+REGIME_STEPS = 600
+SEGMENTATION_STEPS = 500
 RECIPES: dict[str, Recipe] = {
     "pvp-stage0": Recipe("pvp", "connector+lm", steps=1000, image_source="oracle",
                          shared_across_seeds=True),
     **{name: Recipe("pvp", regime, steps=REGIME_STEPS, init_from="pvp-stage0",
                     init_lm_only=True)
        for regime, name in PVP_REGIMES.items()},
-    "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=200,
+    "seg-frozen-encoder": Recipe("segmentation", "connector+lm", steps=SEGMENTATION_STEPS,
                                  init_from="pvp-connector-lm"),
-    "seg-pvp-encoder": Recipe("segmentation", "connector+lm", steps=200,
+    "seg-pvp-encoder": Recipe("segmentation", "connector+lm", steps=SEGMENTATION_STEPS,
                               init_from="pvp-connector-lm-vision"),
 }
 
