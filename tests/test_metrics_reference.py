@@ -149,3 +149,24 @@ def test_top_level_ties_at_the_window_edge():
     check_against_reference(a, boxes, nms_window=5)
     check_against_reference(a, boxes, nms_window=3)
     check_against_reference(a, boxes, nms_window=1)
+
+
+def test_compiled_pass_keeps_the_top_level_pixels_or_leaves_them_to_a_second_read():
+    from qgnb.metrics import fused
+
+    rng = np.random.default_rng(3)
+    x = rng.random((3, 12, 20)).astype(np.float32)
+    x[2] = np.minimum(x[2] * 3, 1.0)  # saturated: more top-level pixels than one pass keeps
+    row_max = x.max(axis=2)
+    level = (row_max.max(axis=1) * 0.97).astype(np.float32)
+    gaps = np.zeros((3, 1, 12), np.float32), np.zeros((3, 1, 20), np.float32)
+    counts = fused.level_counts(x, row_max, level, np.zeros(3, bool))
+    expected = fused.level_pixels(x, row_max, level, counts)
+    assert counts[2] > 8 * 12  # beyond what one pass keeps for a stack of one map
+    sums, found = fused.dense_sums(x[2:], row_max.max(axis=1)[2:], level[2:], gaps[0][2:],
+                                   gaps[1][2:], 0.5)
+    assert found is None
+    sums, found = fused.dense_sums(x[:2], row_max.max(axis=1)[:2], level[:2], gaps[0][:2],
+                                   gaps[1][:2], 0.5)
+    np.testing.assert_array_equal(found, expected[expected[:, 0] < 2])
+    np.testing.assert_array_equal(found, np.argwhere(x[:2] >= level[:2, None, None]))

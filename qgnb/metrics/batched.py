@@ -185,14 +185,20 @@ class _FusedDenseSums:
                  threshold: float) -> tuple[torch.Tensor, ...]:
         part = slice(self.done, self.done + len(x))
         x_np, row_max, top = x.contiguous().numpy(), self.row_max[part], self.top[part]
-        sums = torch.from_numpy(fused.dense_sums(x_np, self.scale[part].numpy(), dy2.numpy(),
-                                                 dx2.numpy(), threshold))
+        level = self.level[part].numpy()
+        sums, found = fused.dense_sums(x_np, self.scale[part].numpy(), level, dy2.numpy(),
+                                       dx2.numpy(), threshold)
+        sums = torch.from_numpy(sums)
         nonfinite = ~torch.isfinite(top) | torch.isnan(sums[:, 6])
         constant = sums[:, 5] == x[0].numel()
-        flat = (top <= 0) | constant | nonfinite
-        level, row_max_np = self.level[part].numpy(), row_max.numpy()
-        counts = fused.level_counts(x_np, row_max_np, level, flat.numpy())
-        found = torch.from_numpy(fused.level_pixels(x_np, row_max_np, level, counts))
+        flat = ((top <= 0) | constant | nonfinite).numpy()
+        if found is None:  # too many to keep in one pass (saturated maps): read those rows again
+            row_max_np = row_max.numpy()
+            counts = fused.level_counts(x_np, row_max_np, level, flat)
+            found = fused.level_pixels(x_np, row_max_np, level, counts)
+        else:
+            found = found[~flat[found[:, 0]]]
+        found = torch.from_numpy(found)
         found[:, 0] += self.done
         self.done += len(x)
         head = torch.stack([top.double(), nonfinite.double(), constant.double()], dim=1)

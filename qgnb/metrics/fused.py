@@ -40,13 +40,17 @@ INLINE_BOXES = 4
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def region_sums(x: np.ndarray, scale: np.ndarray, threshold: np.ndarray, dy2: np.ndarray,
-                dx2: np.ndarray, dy2_rest: np.ndarray, dx2_rest: np.ndarray,
-                sums: np.ndarray) -> None:  # pragma: no cover - compiled
+def region_sums(x: np.ndarray, scale: np.ndarray, level: np.ndarray, threshold: np.ndarray,
+                dy2: np.ndarray, dx2: np.ndarray, dy2_rest: np.ndarray, dx2_rest: np.ndarray,
+                sums: np.ndarray, found: np.ndarray,
+                n_found: np.ndarray) -> None:  # pragma: no cover - compiled
     """Per map ``k`` of ``x`` (n, H, W), into ``sums[k]``: ``sum A``, ``sum A M``,
     ``sum A d``, ``sum [A >= threshold]``, ``sum [A >= threshold] M``, the number of pixels
     equal to ``scale[k]`` (all of them: a constant map), and ``sum 0 * x`` (NaN when a value
-    is NaN or infinite).
+    is NaN or infinite). The pixels ``x >= level[k]`` go, as flat indices in row-major order,
+    into ``found`` (as many as fit) and their number into ``n_found[0]``: a row that holds
+    one is scanned again while it is still in cache, which costs far less than reading those
+    rows again later.
 
     ``scale`` (n,) and ``threshold`` (1,) in the map's dtype; ``dy2`` (n, 4, H) and ``dx2``
     (n, 4, W) the squared distances of rows and columns to the first four boxes (padding
@@ -60,8 +64,10 @@ def region_sums(x: np.ndarray, scale: np.ndarray, threshold: np.ndarray, dy2: np
     one = zero + 1
     t = threshold[0]
     rest = np.full(w, np.inf, dtype=dx2.dtype)
+    i = 0
     for k in range(n):
         s = scale[k]
+        tl = level[k]
         two_boxes = n_rest == 0 and np.isinf(dy2[k, 2, 0]) and np.isinf(dy2[k, 3, 0])
         total = np.zeros(7)
         for r in range(h):
@@ -72,7 +78,7 @@ def region_sums(x: np.ndarray, scale: np.ndarray, threshold: np.ndarray, dy2: np
                     for c in range(w):
                         rest[c] = min(rest[c], dy2_rest[k, b, r] + dx2_rest[k, b, c])
             y0, y1, y2, y3 = dy2[k, 0, r], dy2[k, 1, r], dy2[k, 2, r], dy2[k, 3, r]
-            s_all = s_in = spill = hard_all = hard_in = equal = check = zero
+            s_all = s_in = spill = hard_all = hard_in = equal = check = at_level = zero
             if two_boxes:
                 for c in range(w):
                     d2 = min(y0 + dx2[k, 0, c], y1 + dx2[k, 1, c])
@@ -87,6 +93,7 @@ def region_sums(x: np.ndarray, scale: np.ndarray, threshold: np.ndarray, dy2: np
                     hard_in += hard * m
                     equal += one if v == s else zero
                     check += v * zero
+                    at_level += one if v >= tl else zero
             else:
                 for c in range(w):
                     d2 = min(min(min(y0 + dx2[k, 0, c], y1 + dx2[k, 1, c]),
@@ -102,6 +109,7 @@ def region_sums(x: np.ndarray, scale: np.ndarray, threshold: np.ndarray, dy2: np
                     hard_in += hard * m
                     equal += one if v == s else zero
                     check += v * zero
+                    at_level += one if v >= tl else zero
             total[0] += s_all
             total[1] += s_in
             total[2] += spill
@@ -109,7 +117,14 @@ def region_sums(x: np.ndarray, scale: np.ndarray, threshold: np.ndarray, dy2: np
             total[4] += hard_in
             total[5] += equal
             total[6] += check
+            if at_level > 0:
+                for c in range(w):
+                    if x[k, r, c] >= tl:
+                        if i < len(found):
+                            found[i] = (k * h + r) * w + c
+                        i += 1
         sums[k, :] = total
+    n_found[0] = i
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -206,19 +221,23 @@ def squared_gaps(first: np.ndarray, last: np.ndarray, lo: np.ndarray, hi: np.nda
                          np.asarray(lo, np.int64), np.asarray(hi, np.int64), size, tiny)
 
 
-def dense_sums(x: np.ndarray, scale: np.ndarray, dy2: np.ndarray, dx2: np.ndarray,
-               threshold: float) -> np.ndarray:
+def dense_sums(x: np.ndarray, scale: np.ndarray, level: np.ndarray, dy2: np.ndarray,
+               dx2: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
     """The pass over the pixels of a C-contiguous stack ``x`` (n, H, W), float32 or float64,
-    given each map's ``scale`` (its maximum, or 1): the per-map sums (n, 7) in float64
-    (``sum A``, ``sum A M``, ``sum A d``, hard-mask pixels, hard-mask pixels in M, pixels equal
-    to the scale, NaN if a value is not finite).
+    given each map's ``scale`` (its maximum, or 1) and top ``level`` threshold: the per-map
+    sums (n, 7) in float64 (``sum A``, ``sum A M``, ``sum A d``, hard-mask pixels, hard-mask
+    pixels in M, pixels equal to the scale, NaN if a value is not finite) and the pixels at
+    the level as ``(map, row, col)`` rows in row-major order, or None when there were more
+    than ``8 * n * H`` of them (then :func:`level_counts` and :func:`level_pixels` find them).
 
     >>> x = np.zeros((1, 2, 3), np.float32); x[0, 0, 1] = 2.0; x[0, 1, 2] = 1.0
     >>> dy2 = np.array([[[0.0, 1.0]]], np.float32); dx2 = np.array([[[1.0, 0.0, 0.0]]], np.float32)
-    >>> dense_sums(x, np.array([2.0], np.float32), dy2, dx2, 0.5)[0].tolist()  # A = x / 2
-    [1.5, 1.0, 0.5, 2.0, 1.0, 1.0, 0.0]
+    >>> two = np.array([2.0], np.float32)
+    >>> sums, at_top = dense_sums(x, two, two, dy2, dx2, 0.5)
+    >>> sums[0].tolist(), at_top.tolist()  # A = x / 2; M: row 0, columns 1-2
+    ([1.5, 1.0, 0.5, 2.0, 1.0, 1.0, 0.0], [[0, 0, 1]])
     """
-    n = x.shape[0]
+    n, h, w = x.shape
 
     def split(d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         inline = np.full((n, INLINE_BOXES, d2.shape[2]), np.inf, x.dtype)
@@ -226,10 +245,13 @@ def dense_sums(x: np.ndarray, scale: np.ndarray, dy2: np.ndarray, dx2: np.ndarra
         return inline, np.ascontiguousarray(d2[:, INLINE_BOXES:], dtype=x.dtype)
 
     (dy2_inline, dy2_rest), (dx2_inline, dx2_rest) = split(dy2), split(dx2)
-    sums = np.empty((n, 7))
-    region_sums(x, scale.astype(x.dtype), np.array([threshold], x.dtype), dy2_inline,
-                dx2_inline, dy2_rest, dx2_rest, sums)
-    return sums
+    sums, found, n_found = np.empty((n, 7)), np.empty(8 * n * h, np.int64), np.zeros(1, np.int64)
+    region_sums(x, scale.astype(x.dtype), level.astype(x.dtype), np.array([threshold], x.dtype),
+                dy2_inline, dx2_inline, dy2_rest, dx2_rest, sums, found, n_found)
+    if n_found[0] > len(found):
+        return sums, None
+    flat = found[: n_found[0]]
+    return sums, np.stack([flat // (h * w), flat // w % h, flat % w], axis=1)
 
 
 def compile_all() -> None:
@@ -238,7 +260,7 @@ def compile_all() -> None:
     for dtype in (np.float32, np.float64):
         x = np.zeros((1, 2, 2), dtype)
         scale, gaps = np.ones(1, dtype), np.zeros((1, 1, 2), dtype)
-        dense_sums(x, scale, gaps, gaps, 0.5)
+        dense_sums(x, scale, scale, gaps, gaps, 0.5)
         counts = level_counts(x, x.max(axis=2), scale, np.zeros(1, np.bool_))
         level_pixels(x, x.max(axis=2), scale, counts)
     squared_gaps(np.zeros((1, 1)), np.ones((1, 1)), np.zeros((1, 1), np.int64),
