@@ -639,7 +639,9 @@ def reading_bars(by_layer: pd.DataFrame, *, cols: int = 2,
         title={"text": title + " (bold: the rule's choice)"}, barmode="group",
         height=rows * panel + (rows - 1) * gap + TOP_MARGIN + BOTTOM_MARGIN + 40,
         margin={"t": TOP_MARGIN + 20, "b": BOTTOM_MARGIN + 40},
-        legend={"orientation": "h", "y": 0, "yanchor": "top", "yref": "container"})
+        # At the figure's bottom edge, below the tilted tick labels (anchored at its top, it
+        # fell off the figure).
+        legend={"orientation": "h", "y": 0, "yanchor": "bottom", "yref": "container"})
 
 
 def uncertainty_by_levels(quantisation: pd.DataFrame, *,

@@ -123,6 +123,9 @@ def test_reading_bars_one_panel_a_model_with_room_between_rows():
     assert (top_row[0] - bottom_row[1]) * plot >= 80
     assert list(fig.data[0].x)[2] == "<b>layer 1, words</b>" and "<b>" not in fig.data[0].x[0]
     assert all(axis.range == (0, 1) for axis in (fig.layout.yaxis, fig.layout.yaxis4))
+    # the legend sits inside the figure, at its bottom edge, in the bottom margin
+    legend = fig.layout.legend
+    assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")
 
 
 def test_reading_bars_names_missing_columns():
