@@ -49,14 +49,14 @@ from qgnb.pvp.batch import pixel_values, query_tensors
 from qgnb.pvp.model import (
     CODE_WIDTH,
     CONTENT,
-    IGNORE,
     _periods,
     _sinusoids,
+    greedy_decode,
     lm_config,
     location_ids,
     one_hot_codes,
     ordinal_embeddings,
-    packed_mask,
+    packed_forward,
     random_vision_tower,
     wire_lookup_head,
 )
@@ -156,53 +156,17 @@ class TinyVLM(nn.Module):
         patches = self.vision(pixel_values=pixel_values).last_hidden_state[:, 1:]
         return self.connector(patches) + self.position_scale * self.position_codes
 
-    def prefix_cache(self, pixel_values: torch.Tensor, repeats: int):
-        """The language model's key/value cache over each image's tokens, repeated ``repeats``
-        times per image (image-major order), and the prefix length."""
-        tokens = self.image_tokens(pixel_values)
-        cache = self.lm.transformer(inputs_embeds=tokens, use_cache=True).past_key_values
-        cache.batch_repeat_interleave(repeats)
-        return cache, tokens.shape[1]
-
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Logits ``B x Q x T x vocab`` for ``Q`` text queries per image (``B x Q x T`` ids,
-        right-padded) and, with ``labels`` (``IGNORE`` where not scored), the mean
-        cross-entropy of the scored tokens.
-
-        Packed: each image's tokens and all its queries form one sequence, and a block mask
-        lets a query see the image and its own earlier tokens only (positions restart after
-        the image for every query). That equals running every query behind its own copy of the
-        image, without copying the image's keys and values ``Q`` times (with one token per
-        cell the prefix is long, and those copies cost more than the attention itself).
-        """
-        b, q, t = input_ids.shape
-        image = self.image_tokens(pixel_values)
-        p = image.shape[1]
-        text = self.lm.transformer.wte(input_ids.reshape(b, q * t))
-        positions = torch.cat([torch.arange(p), torch.arange(p, p + t).repeat(q)])
-        hidden = self.lm.transformer(
-            inputs_embeds=torch.cat([image, text], dim=1),
-            attention_mask=packed_mask(p, attention_mask.bool()),
-            position_ids=positions.expand(b, -1),
-        ).last_hidden_state
-        logits = self.lm.lm_head(hidden[:, p:]).reshape(b, q, t, -1)
-        if labels is None:
-            return None, logits
-        # Token k is predicted from position k - 1 (the first text token from the image).
-        loss = nn.functional.cross_entropy(
-            logits[:, :, :-1].reshape(-1, logits.shape[-1]), labels[:, :, 1:].reshape(-1),
-            ignore_index=IGNORE,
-        )
-        return loss, logits
+        """``(loss, logits)`` for ``Q`` text queries per image (`qgnb.pvp.model.packed_forward`)."""
+        return packed_forward(self.lm, self.image_tokens(pixel_values), input_ids,
+                              attention_mask, labels)
 
     @torch.no_grad()
     def greedy_answers(self, pixel_values: torch.Tensor, prompt_ids: torch.Tensor,
                        eos_id: int, max_new_tokens: int) -> torch.Tensor:
-        """Greedy answers ``B x Q x max_new_tokens`` to ``Q`` equal-length prompts per image
-        (``B x Q x T``): one pass over the prompts, then one token per step for all queries,
-        stopping early once every answer has produced ``eos_id``.
+        """Greedy answers ``B x Q x max_new_tokens`` (`qgnb.pvp.model.greedy_decode`).
 
         >>> tower, _ = random_vision_tower()
         >>> model = TinyVLM(tower, lm_config(300, eos_id=2))
@@ -210,26 +174,8 @@ class TinyVLM(nn.Module):
         ...                      eos_id=2, max_new_tokens=3).shape
         torch.Size([2, 5, 3])
         """
-        b, q, t = prompt_ids.shape
-        cache, p = self.prefix_cache(pixel_values, q)
-        ids = prompt_ids.reshape(b * q, t)
-        positions = torch.arange(p, p + t).expand(b * q, t)
-        answers = torch.full((b * q, max_new_tokens), eos_id, dtype=torch.long)
-        done = torch.zeros(b * q, dtype=torch.bool)
-        for k in range(max_new_tokens):
-            logits = self.lm(input_ids=ids, past_key_values=cache, position_ids=positions,
-                             use_cache=True).logits[:, -1]
-            nxt = torch.where(done, eos_id, logits.argmax(-1))
-            answers[:, k] = nxt
-            done |= nxt == eos_id
-            if bool(done.all()):
-                break
-            ids = nxt[:, None]
-            positions = positions[:, -1:] + 1
-        return answers.reshape(b, q, max_new_tokens)
-
-
-
+        return greedy_decode(self.lm, self.image_tokens(pixel_values), prompt_ids, eos_id,
+                             max_new_tokens)
 
 
 def mosaic(level: int, rng: np.random.Generator, size: int = 64) -> Image.Image:

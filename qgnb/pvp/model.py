@@ -3,7 +3,7 @@
 The image tokens form a prefix of the language model's input, one token per target-grid cell;
 prompts and answers follow as text tokens. A cell's token carries a one-hot code of its row and
 column and, as content, either the connector's map of the vision tower's patch token
-(``image_source="tower"``, every shipped regime) or a fixed random linear map of the cell's
+(``image_source="tower"``, every shipped regime) or a linear map, trained with it, of the cell's
 exact mean colour (``image_source="oracle"``: stage 0, where the language model learns to read
 before any encoder is compared). A location ``[y,x]`` is one token, and the first layer starts
 with a head wired to attend from it to its cell (``wire_lookup_head``).
@@ -281,52 +281,18 @@ class WiredVLM(nn.Module):
         wire_lookup_head(self.lm, location_ids(tokenizer, self.grid),
                          one_hot_codes(*all_cells(self.grid).T, self.grid))
 
-    def prefix_cache(self, pixel_values: torch.Tensor, repeats: int):
-        """The language model's key/value cache over each image's tokens, repeated ``repeats``
-        times per image (image-major order), and the prefix length."""
-        tokens = self.image_tokens(pixel_values)
-        cache = self.lm.transformer(inputs_embeds=tokens, use_cache=True).past_key_values
-        cache.batch_repeat_interleave(repeats)
-        return cache, tokens.shape[1]
-
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Logits ``B x Q x T x vocab`` for ``Q`` text queries per image (``B x Q x T`` ids,
-        right-padded) and, with ``labels`` (``IGNORE`` where not scored), the mean
-        cross-entropy of the scored tokens.
-
-        Packed: each image's tokens and all its queries form one sequence, and a block mask
-        lets a query see the image and its own earlier tokens only (positions restart after
-        the image for every query). That equals running every query behind its own copy of the
-        image, without copying the image's keys and values ``Q`` times.
-        """
-        b, q, t = input_ids.shape
-        image = self.image_tokens(pixel_values)
-        p = image.shape[1]
-        text = self.lm.transformer.wte(input_ids.reshape(b, q * t))
-        positions = torch.cat([torch.arange(p), torch.arange(p, p + t).repeat(q)])
-        hidden = self.lm.transformer(
-            inputs_embeds=torch.cat([image, text], dim=1),
-            attention_mask=packed_mask(p, attention_mask.bool()),
-            position_ids=positions.expand(b, -1),
-        ).last_hidden_state
-        logits = self.lm.lm_head(hidden[:, p:]).reshape(b, q, t, -1)
-        if labels is None:
-            return None, logits
-        # Token k is predicted from position k - 1 (the first text token from the image).
-        loss = nn.functional.cross_entropy(
-            logits[:, :, :-1].reshape(-1, logits.shape[-1]), labels[:, :, 1:].reshape(-1),
-            ignore_index=IGNORE,
-        )
-        return loss, logits
+        """``(loss, logits)`` for ``Q`` text queries per image (`packed_forward`)."""
+        return packed_forward(self.lm, self.image_tokens(pixel_values), input_ids,
+                              attention_mask, labels)
 
     @torch.no_grad()
     def greedy_answers(self, pixel_values: torch.Tensor, prompt_ids: torch.Tensor,
                        eos_id: int, max_new_tokens: int) -> torch.Tensor:
         """Greedy answers ``B x Q x max_new_tokens`` to ``Q`` equal-length prompts per image
-        (``B x Q x T``): one pass over the prompts, then one token per step for all queries,
-        stopping early once every answer has produced ``eos_id``.
+        (`greedy_decode`).
 
         >>> from qgnb.pvp.tokenizer import build_tokenizer
         >>> tok = build_tokenizer([], locations=8)
@@ -335,23 +301,71 @@ class WiredVLM(nn.Module):
         ...                      eos_id=2, max_new_tokens=3).shape
         torch.Size([2, 5, 3])
         """
-        b, q, t = prompt_ids.shape
-        cache, p = self.prefix_cache(pixel_values, q)
-        ids = prompt_ids.reshape(b * q, t)
-        positions = torch.arange(p, p + t).expand(b * q, t)
-        answers = torch.full((b * q, max_new_tokens), eos_id, dtype=torch.long)
-        done = torch.zeros(b * q, dtype=torch.bool)
-        for k in range(max_new_tokens):
-            logits = self.lm(input_ids=ids, past_key_values=cache, position_ids=positions,
-                             use_cache=True).logits[:, -1]
-            nxt = torch.where(done, eos_id, logits.argmax(-1))
-            answers[:, k] = nxt
-            done |= nxt == eos_id
-            if bool(done.all()):
-                break
-            ids = nxt[:, None]
-            positions = positions[:, -1:] + 1
-        return answers.reshape(b, q, max_new_tokens)
+        return greedy_decode(self.lm, self.image_tokens(pixel_values), prompt_ids, eos_id,
+                             max_new_tokens)
+
+
+# The decoding below takes a language model and image tokens, not a model class, so that the
+# experiments' other image-token designs (experiments/pvp_lookup) reuse it as it is.
+def packed_forward(lm: GPT2LMHeadModel, image: torch.Tensor, input_ids: torch.Tensor,
+                   attention_mask: torch.Tensor, labels: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Logits ``B x Q x T x vocab`` of ``lm`` for ``Q`` text queries per image (``B x Q x T``
+    ids, right-padded) behind the image tokens ``image`` (``B x P x width``) and, with
+    ``labels`` (``IGNORE`` where not scored), the mean cross-entropy of the scored tokens.
+
+    Packed: each image's tokens and all its queries form one sequence, and a block mask
+    lets a query see the image and its own earlier tokens only (positions restart after
+    the image for every query). That equals running every query behind its own copy of the
+    image, without copying the image's keys and values ``Q`` times.
+    """
+    b, q, t = input_ids.shape
+    p = image.shape[1]
+    text = lm.transformer.wte(input_ids.reshape(b, q * t))
+    positions = torch.cat([torch.arange(p), torch.arange(p, p + t).repeat(q)])
+    hidden = lm.transformer(
+        inputs_embeds=torch.cat([image, text], dim=1),
+        attention_mask=packed_mask(p, attention_mask.bool()),
+        position_ids=positions.expand(b, -1),
+    ).last_hidden_state
+    logits = lm.lm_head(hidden[:, p:]).reshape(b, q, t, -1)
+    if labels is None:
+        return None, logits
+    # Token k is predicted from position k - 1 (the first text token from the image).
+    loss = nn.functional.cross_entropy(
+        logits[:, :, :-1].reshape(-1, logits.shape[-1]), labels[:, :, 1:].reshape(-1),
+        ignore_index=IGNORE,
+    )
+    return loss, logits
+
+
+@torch.no_grad()
+def greedy_decode(lm: GPT2LMHeadModel, image: torch.Tensor, prompt_ids: torch.Tensor,
+                  eos_id: int, max_new_tokens: int) -> torch.Tensor:
+    """Greedy answers ``B x Q x max_new_tokens`` of ``lm`` to ``Q`` equal-length prompts per
+    image (``B x Q x T``) behind the image tokens ``image`` (``B x P x width``): one pass over
+    the image into a key/value cache shared by its queries, one over the prompts, then one
+    token per step for all queries, stopping early once every answer has produced ``eos_id``.
+    """
+    b, q, t = prompt_ids.shape
+    p = image.shape[1]
+    cache = lm.transformer(inputs_embeds=image, use_cache=True).past_key_values
+    cache.batch_repeat_interleave(q)  # image-major, as the prompts are flattened
+    ids = prompt_ids.reshape(b * q, t)
+    positions = torch.arange(p, p + t).expand(b * q, t)
+    answers = torch.full((b * q, max_new_tokens), eos_id, dtype=torch.long)
+    done = torch.zeros(b * q, dtype=torch.bool)
+    for k in range(max_new_tokens):
+        logits = lm(input_ids=ids, past_key_values=cache, position_ids=positions,
+                    use_cache=True).logits[:, -1]
+        nxt = torch.where(done, eos_id, logits.argmax(-1))
+        answers[:, k] = nxt
+        done |= nxt == eos_id
+        if bool(done.all()):
+            break
+        ids = nxt[:, None]
+        positions = positions[:, -1:] + 1
+    return answers.reshape(b, q, max_new_tokens)
 
 
 TEXT_POSITIONS = 64  # room for a prompt and its answer after the image tokens
