@@ -8,6 +8,7 @@ resumes (``build/pvp-margin/work``).
 
     python experiments/pvp_margin.py --seed 0 --regime-steps 1200
     python experiments/pvp_margin.py --seed 0 --vision-lr 3e-4
+    python experiments/pvp_margin.py --seed 0 --detail-share 0.75
 """
 
 from __future__ import annotations
@@ -25,24 +26,29 @@ RESULTS = Path(__file__).resolve().parent / "pvp_margin_results"
 REGIMES = ("pvp-connector", "pvp-connector-lm-vision")
 
 
-def variant(seed: int, regime_steps: int | None, vision_lr: float | None) -> dict:
+def variant(seed: int, regime_steps: int | None, vision_lr: float | None,
+            detail_share: float | None = None) -> dict:
     """Train the two regimes of one variant from seed ``seed``'s stage 0; return the scores."""
     name = (f"seed{seed}-steps{regime_steps or recipes.REGIME_STEPS}"
-            f"-visionlr{vision_lr if vision_lr is not None else 'same'}")
+            f"-visionlr{vision_lr if vision_lr is not None else 'same'}"
+            + (f"-detail{detail_share}" if detail_share is not None else ""))
     root = Path("build/pvp-margin") / name
     if not (root / "pvp-stage0").is_dir():
         shutil.copytree(seed_root(seed) / "pvp-stage0", root / "pvp-stage0")
     for regime in REGIMES:
         r = recipes.RECIPES[regime]
-        recipes.RECIPES[regime] = replace(r, steps=regime_steps or r.steps,
-                                          vision_learning_rate=vision_lr)
+        recipes.RECIPES[regime] = replace(
+            r, steps=regime_steps or r.steps, vision_learning_rate=vision_lr,
+            detail_share=r.detail_share if detail_share is None else detail_share)
     cards = {regime: train(regime, root, Path("build/pvp-margin/work") / name, seed=seed,
                            results=None) for regime in REGIMES}
     base, adapted = (cards[r]["eval"] for r in REGIMES)
     out = {"variant": name, "seed": seed, "regime_steps": regime_steps, "vision_lr": vision_lr,
+           "detail_share": detail_share,
            "command": f"python experiments/pvp_margin.py --seed {seed}"
                       + (f" --regime-steps {regime_steps}" if regime_steps else "")
-                      + (f" --vision-lr {vision_lr}" if vision_lr is not None else "")}
+                      + (f" --vision-lr {vision_lr}" if vision_lr is not None else "")
+                      + (f" --detail-share {detail_share}" if detail_share is not None else "")}
     for split in ("id", "ood"):
         for key in ("mae", "mae_object"):
             out[f"{split} {key} connector"] = base[split][key]
@@ -57,8 +63,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regime-steps", type=int, default=None)
     parser.add_argument("--vision-lr", type=float, default=None)
+    parser.add_argument("--detail-share", type=float, default=None,
+                        help="share of the regimes' queries on object cells (recipe: 0.5)")
     args = parser.parse_args()
-    result = variant(args.seed, args.regime_steps, args.vision_lr)
+    result = variant(args.seed, args.regime_steps, args.vision_lr, args.detail_share)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{result['variant']}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
