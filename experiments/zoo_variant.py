@@ -107,7 +107,8 @@ def main() -> None:
         variant = f"{args.name}-shipped"
     else:
         variant = args.name + "".join(f"-{k}{v}" for k, v in sorted(changes.items())
-                                      if k != "stages") + (f"-last{args.steps}" if args.steps else "")
+                                      if k != "stages")
+        variant += f"-last{args.steps}" if args.steps else ""
     if args.shipped:
         model, processor = models.load_model(args.name)
         training = json.loads((models.checkpoint_dir(args.name) / "training.json").read_text())
