@@ -131,10 +131,23 @@ def load_flickr30k_entities(
     and the record for an unknown split, malformed XML, a sentence file that is not UTF-8 or
     holds a malformed phrase annotation, or a non-integer coordinate.
 
-    Example:
-        >>> data = load_flickr30k_entities("/data/flickr30k_entities")  # doctest: +SKIP
-        >>> len(data), data.skipped["notvisual"]  # doctest: +SKIP
-        (14481, ...)
+    Example (a one-image data set written on the spot; on the real one, ``root`` is where
+    the annotations and images were unpacked):
+        >>> import tempfile; from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for folder in ("Annotations", "Sentences", "flickr30k-images"):
+        ...     (root / folder).mkdir()
+        >>> _ = (root / "test.txt").write_text("1\\n")
+        >>> Image.new("RGB", (20, 10)).save(root / "flickr30k-images" / "1.jpg")
+        >>> _ = (root / "Sentences" / "1.txt").write_text(
+        ...     "[/EN#5/people A man] sits on [/EN#0/notvisual it] .\\n")
+        >>> _ = (root / "Annotations" / "1.xml").write_text(
+        ...     "<annotation><size><width>20</width><height>10</height></size>"
+        ...     "<object><name>5</name><bndbox><xmin>1</xmin><ymin>1</ymin>"
+        ...     "<xmax>10</xmax><ymax>5</ymax></bndbox></object></annotation>")
+        >>> data = load_flickr30k_entities(root, progress=False)
+        >>> len(data), data[0].phrase, data[0].boxes, data.skipped["notvisual"]
+        (1, 'A man', [[0.0, 0.0, 10.0, 5.0]], 1)
     """
     if split not in SPLITS:
         raise ValueError(f"load_flickr30k_entities: unknown split {split!r}; expected {SPLITS}")
