@@ -1,6 +1,6 @@
 """Pushing the margin: the regimes with other step counts or an encoder learning rate of their own.
 
-Starts from a trained seed's ``pvp-stage0`` (copied, so the shipped checkpoints are untouched),
+Starts from the shared ``pvp-stage0`` (copied, so the shipped checkpoints are untouched),
 trains ``pvp-connector`` and ``pvp-connector-lm-vision`` with the recipe changed as asked, and
 writes the held-out errors (all cells / object cells, ``id`` and ``ood``) and their ratio to
 ``experiments/pvp_margin_results/NAME.json``. A finished variant is skipped; a killed one
@@ -34,7 +34,9 @@ def variant(seed: int, regime_steps: int | None, vision_lr: float | None,
             + (f"-detail{detail_share}" if detail_share is not None else ""))
     root = Path("build/pvp-margin") / name
     if not (root / "pvp-stage0").is_dir():
-        shutil.copytree(seed_root(seed) / "pvp-stage0", root / "pvp-stage0")
+        # Stage 0 is trained once (seed 0) and shared by every seed (recipes.py).
+        shared = recipes.RECIPES["pvp-stage0"].shared_across_seeds
+        shutil.copytree(seed_root(0 if shared else seed) / "pvp-stage0", root / "pvp-stage0")
     for regime in REGIMES:
         r = recipes.RECIPES[regime]
         recipes.RECIPES[regime] = replace(
