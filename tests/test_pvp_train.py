@@ -90,6 +90,7 @@ def test_recipes_chain_through_stage0_and_take_its_lm_only():
     regimes = [recipe(n) for n in ("pvp-connector", "pvp-connector-lm",
                                    "pvp-connector-lm-vision")]
     assert all(r.init_lm_only and r.init_from == "pvp-stage0" for r in regimes)
-    assert len({r.steps for r in regimes}) == 1  # the regimes differ only in what they train
+    # The regimes differ only in what they train: same steps, same queries.
+    assert len({(r.steps, r.detail_share, r.learning_rate) for r in regimes}) == 1
     with pytest.raises(ValueError, match="init_lm_only needs init_from"):
         type(recipe("pvp-stage0"))("pvp", "connector", 1, init_lm_only=True)
