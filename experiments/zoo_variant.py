@@ -21,13 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from qgnb.data import shapes
 from qgnb.data.shapes import COLOURS, SHAPE_NAMES, SIZES, hard_negatives
 from qgnb.zoo import configs, models
 from qgnb.zoo import train as zoo_train
-from qgnb.zoo.evaluation import heldout_score, match_probabilities
+from qgnb.zoo.evaluation import heldout_score, match_probabilities, phrase_similarities
 
 RESULTS = Path(__file__).resolve().parent / "zoo_variant_results"
 BUILD = Path("build/zoo-variant")
@@ -57,14 +56,7 @@ def errors_by_kind(model, processor, family: str, samples) -> dict:
         negatives = hard_negatives(sample.meta)
         phrases = [sample.phrase, *negatives]
         if family == "clip":
-            inputs = processor(images=[sample.image], text=phrases, padding=True,
-                               return_tensors="pt")
-            image = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"])
-                                .pooler_output, dim=-1)
-            texts = F.normalize(model.get_text_features(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-                .pooler_output, dim=-1)
-            similarity = (texts @ image[0]).tolist()
+            similarity = phrase_similarities(model, processor, sample.image, phrases).tolist()
             wins = [s >= similarity[0] for s in similarity[1:]]
             positive = not any(wins)
         else:
@@ -105,14 +97,12 @@ def main() -> None:
         changes["stages"] = tuple(stages)
     if args.shipped:
         variant = f"{args.name}-shipped"
+        model, processor = models.load_model(args.name)
+        training = json.loads((models.checkpoint_dir(args.name) / "training.json").read_text())
     else:
         variant = args.name + "".join(f"-{k}{v}" for k, v in sorted(changes.items())
                                       if k != "stages")
         variant += f"-last{args.steps}" if args.steps else ""
-    if args.shipped:
-        model, processor = models.load_model(args.name)
-        training = json.loads((models.checkpoint_dir(args.name) / "training.json").read_text())
-    else:
         configs.SPECS[args.name] = replace(zoo_spec, recipe=replace(zoo_spec.recipe, **changes))
         out_dir = BUILD / variant
         # The trainer writes to checkpoint_dir(name): point it at the variant's directory.

@@ -85,15 +85,25 @@ def retrieval_accuracy(model, processor, samples: Sequence[Sample]) -> float:
     hits = 0
     for sample in tqdm(samples, desc="retrieval", leave=False):
         candidates = [sample.phrase, *hard_negatives(sample.meta)]
-        inputs = processor(images=[sample.image], text=candidates, padding=True,
-                           truncation=True, return_tensors="pt")
-        image = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"])
-                            .pooler_output, dim=-1)
-        texts = F.normalize(model.get_text_features(input_ids=inputs["input_ids"],
-                                                    attention_mask=inputs["attention_mask"])
-                            .pooler_output, dim=-1)
-        hits += int((texts @ image[0]).argmax()) == 0
+        hits += int(phrase_similarities(model, processor, sample.image, candidates)
+                    .argmax()) == 0
     return hits / len(samples)
+
+
+@torch.no_grad()
+def phrase_similarities(model, processor, image, phrases: Sequence[str]) -> torch.Tensor:
+    """Cosine similarity of a CLIP model's embedding of ``image`` to each of ``phrases``.
+
+    >>> from qgnb.zoo import load_model  # doctest: +SKIP
+    """
+    inputs = processor(images=[image], text=list(phrases), padding=True, truncation=True,
+                       return_tensors="pt")
+    image_features = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"])
+                                 .pooler_output, dim=-1)
+    texts = F.normalize(model.get_text_features(input_ids=inputs["input_ids"],
+                                                attention_mask=inputs["attention_mask"])
+                        .pooler_output, dim=-1)
+    return texts @ image_features[0]
 
 
 def heldout_score(model, processor, family: str, samples: Sequence[Sample]) -> float:
