@@ -28,10 +28,11 @@ REGIMES = ("pvp-connector", "pvp-connector-lm-vision")
 
 def variant(seed: int, regime_steps: int | None, vision_lr: float | None,
             detail_share: float | None = None) -> dict:
-    """Train the two regimes of one variant from seed ``seed``'s stage 0; return the scores."""
+    """Train the two regimes of one variant of seed ``seed`` from the shared stage 0; return
+    the scores. Unset settings take the recipe's (the name says the detail share used)."""
+    detail_share = recipes.REGIME_DETAIL_SHARE if detail_share is None else detail_share
     name = (f"seed{seed}-steps{regime_steps or recipes.REGIME_STEPS}"
-            f"-visionlr{vision_lr if vision_lr is not None else 'same'}"
-            + (f"-detail{detail_share}" if detail_share is not None else ""))
+            f"-visionlr{vision_lr if vision_lr is not None else 'same'}-detail{detail_share}")
     root = Path("build/pvp-margin") / name
     if not (root / "pvp-stage0").is_dir():
         # Stage 0 is trained once (seed 0) and shared by every seed (recipes.py).
@@ -41,7 +42,7 @@ def variant(seed: int, regime_steps: int | None, vision_lr: float | None,
         r = recipes.RECIPES[regime]
         recipes.RECIPES[regime] = replace(
             r, steps=regime_steps or r.steps, vision_learning_rate=vision_lr,
-            detail_share=r.detail_share if detail_share is None else detail_share)
+            detail_share=detail_share)
     cards = {regime: train(regime, root, Path("build/pvp-margin/work") / name, seed=seed,
                            results=None) for regime in REGIMES}
     base, adapted = (cards[r]["eval"] for r in REGIMES)
@@ -50,7 +51,7 @@ def variant(seed: int, regime_steps: int | None, vision_lr: float | None,
            "command": f"python experiments/pvp_margin.py --seed {seed}"
                       + (f" --regime-steps {regime_steps}" if regime_steps else "")
                       + (f" --vision-lr {vision_lr}" if vision_lr is not None else "")
-                      + (f" --detail-share {detail_share}" if detail_share is not None else "")}
+                      + f" --detail-share {detail_share}"}
     for split in ("id", "ood"):
         for key in ("mae", "mae_object"):
             out[f"{split} {key} connector"] = base[split][key]
@@ -66,7 +67,8 @@ def main() -> None:
     parser.add_argument("--regime-steps", type=int, default=None)
     parser.add_argument("--vision-lr", type=float, default=None)
     parser.add_argument("--detail-share", type=float, default=None,
-                        help="share of the regimes' queries on object cells (recipe: 0.5)")
+                        help="share of the regimes' queries on object cells "
+                             "(default: recipes.REGIME_DETAIL_SHARE)")
     args = parser.parse_args()
     result = variant(args.seed, args.regime_steps, args.vision_lr, args.detail_share)
     RESULTS.mkdir(exist_ok=True)
