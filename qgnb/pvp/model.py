@@ -317,7 +317,8 @@ def packed_forward(lm: GPT2LMHeadModel, image: torch.Tensor, input_ids: torch.Te
     Packed: each image's tokens and all its queries form one sequence, and a block mask
     lets a query see the image and its own earlier tokens only (positions restart after
     the image for every query). That equals running every query behind its own copy of the
-    image, without copying the image's keys and values ``Q`` times.
+    image, without copying the image's keys and values ``Q`` times (with one token per cell the
+    prefix is long, and those copies cost more than the attention itself).
     """
     b, q, t = input_ids.shape
     p = image.shape[1]
