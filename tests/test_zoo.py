@@ -224,3 +224,41 @@ def test_clip_hard_negative_softmax_equals_per_image_computation():
             logits = (text @ image[0]) / 0.07
             expected.append(-torch.log_softmax(logits, 0)[0])
     check_close(losses["itm"], torch.stack(expected).mean().item())
+
+
+def test_clip_layout_loss_reads_the_image_embedding_it_scores_phrases_against():
+    import dataclasses
+
+    from qgnb.zoo.attributes import AttributeHeads
+    from qgnb.zoo.models import new_model
+    from qgnb.zoo.train import PhraseTokens, PixelValues, _clip_losses
+
+    clip = spec("shapes-clip")
+    recipe = dataclasses.replace(clip.recipe, layout_weight=2.0)
+    zoo_spec = dataclasses.replace(clip, recipe=recipe)
+    model, processor = new_model(zoo_spec)
+    heads = AttributeHeads(zoo_spec.architecture.hidden, zoo_spec.architecture.embed_dim)
+    pool = scene_pool("train", 12, 0)
+    batch = draw_batch(pool, 4, seed=0, step=1)
+    losses = _clip_losses(model, PixelValues(processor, pool)(batch.indices),
+                          PhraseTokens(processor), batch, zoo_spec, heads)
+    with torch.no_grad():
+        image = torch.nn.functional.normalize(model.get_image_features(
+            pixel_values=processor.image_processor(batch.images, return_tensors="pt")
+            ["pixel_values"]).pooler_output, dim=-1)
+        expected = 2.0 * heads.layout_loss(image, batch.metas)
+    check_close(losses["layout"], expected.item())
+    assert losses["layout"].requires_grad
+
+
+def test_layout_weight_on_a_blip_recipe_is_a_clear_error(monkeypatch):
+    import dataclasses
+
+    import qgnb.zoo.train as zoo_train
+    from qgnb.zoo.configs import SPECS
+
+    base = SPECS["shapes-blip-base"]
+    monkeypatch.setitem(SPECS, "shapes-blip-base", dataclasses.replace(
+        base, recipe=dataclasses.replace(base.recipe, layout_weight=1.0)))
+    with pytest.raises(ValueError, match="layout_weight reads CLIP"):
+        zoo_train.train("shapes-blip-base", fresh=True)

@@ -7,7 +7,13 @@ import torch
 
 from qgnb.data.shapes import RELATIONS, _related, hard_negatives
 from qgnb.zoo import spec
-from qgnb.zoo.attributes import AttributeHeads, patch_masks, relation_labels
+from qgnb.zoo.attributes import (
+    AttributeHeads,
+    object_centres,
+    object_kind,
+    patch_masks,
+    relation_labels,
+)
 from qgnb.zoo.batches import draw_batch, scene_pool
 from qgnb.zoo.reading import Reading, candidates, pick
 
@@ -62,6 +68,60 @@ def test_heads_pool_the_mean_of_each_objects_patches():
     assert losses["shape_accuracy"].item() == 0.5
     # Two ordered pairs, all relation logits 0: binary cross-entropy log 2.
     assert losses["relation"].item() == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_object_kinds_are_the_60_colour_shape_size_triples():
+    from qgnb.data.shapes import COLOURS, SHAPE_NAMES, SIZES
+    kinds = {object_kind({"colour": c, "shape": s, "size": z})
+             for c in COLOURS for s in SHAPE_NAMES for z in SIZES}
+    assert kinds == set(range(60))
+
+
+def test_layout_loss_is_the_mean_squared_error_of_each_objects_linear_readout():
+    heads = AttributeHeads(8, embed_dim=3)
+    features = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, -1.0]])
+    metas = [
+        {"image_size": (64, 64), "objects": [
+            {"colour": "red", "shape": "circle", "size": "small", "box": [0, 0, 16, 16]},
+            {"colour": "blue", "shape": "square", "size": "large", "box": [32, 16, 64, 48]}]},
+        {"image_size": (64, 64), "objects": [
+            {"colour": "red", "shape": "circle", "size": "small", "box": [48, 48, 64, 64]},
+            # twins: neither is scored, their centre is undefined
+            {"colour": "cyan", "shape": "cross", "size": "large", "box": [0, 0, 8, 8]},
+            {"colour": "cyan", "shape": "cross", "size": "large", "box": [20, 0, 28, 8]}]},
+    ]
+    scene, kind, centre = object_centres(metas)
+    assert scene.tolist() == [0, 0, 1]
+    # centres: (8, 8) -> (-0.75, -0.75); (48, 32) -> (0.5, 0); (56, 56) -> (0.75, 0.75)
+    assert centre.tolist() == [[-0.75, -0.75], [0.5, 0.0], [0.75, 0.75]]
+    loss = heads.layout_loss(features, metas)
+    weight = heads.layout.weight.detach().view(60, 2, 3)
+    squared = []
+    for s, k, c in zip(scene.tolist(), kind.tolist(), centre.tolist(), strict=True):
+        for axis in range(2):
+            read = float(weight[k, axis] @ features[s])
+            squared.append((read - c[axis]) ** 2)
+    assert loss.item() == pytest.approx(sum(squared) / len(squared), rel=1e-5)
+    # A readout that holds the answer gives zero loss: the centre is linear in the features.
+    with torch.no_grad():
+        heads.layout.weight.zero_()
+        heads.layout.weight.view(60, 2, 3)[kind[0], :, 0] = torch.tensor([-0.75, -0.75])
+        heads.layout.weight.view(60, 2, 3)[kind[1], 0, 0] = 0.5
+        # the red circle again (same kind) in scene 1, read from features (0, 2, -1)
+        heads.layout.weight.view(60, 2, 3)[kind[2], :, 1] = 0.375
+    assert kind[2] == kind[0]
+    assert heads.layout_loss(features, metas).item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="embed_dim"):
+        AttributeHeads(8).layout_loss(features, metas)
+
+
+def test_layout_heads_leave_the_other_heads_initialisation_unchanged():
+    torch.manual_seed(0)
+    plain = AttributeHeads(8)
+    torch.manual_seed(0)
+    with_layout = AttributeHeads(8, embed_dim=4)
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, with_layout.state_dict()[name]), name
 
 
 def test_relation_negatives_change_only_the_relation_and_are_hard_negatives():

@@ -38,7 +38,9 @@ class Recipe:
     hidden states over the patches whose centres fall in its box; ``relation_weight`` adds the
     same for the relations between every ordered pair of objects. ``relation_share``: the share
     of a relational phrase's hard negatives that change its relation (the rest are drawn from
-    all its hard negatives, where relation changes are a few of many).
+    all its hard negatives, where relation changes are a few of many). ``layout_weight``
+    (CLIP only) adds the layout readout: each object's centre read linearly from the image
+    embedding by a readout of its kind (`qgnb.zoo.attributes.AttributeHeads.layout_loss`).
     """
 
     stages: tuple[tuple[str, int], ...]
@@ -59,6 +61,7 @@ class Recipe:
     attribute_weight: float = 0.0
     relation_weight: float = 0.0
     relation_share: float = 0.0
+    layout_weight: float = 0.0
     threads: int = 1  # torch threads; results are reproducible for a fixed count
 
 
@@ -105,7 +108,7 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-blip-base",
             _BASE,
-            Recipe(stages=(("itc", 300), ("itm", 5200)), **_SEEING),
+            Recipe(stages=(("itc", 300), ("itm", 4400)), **_SEEING),
             notes="BlipForImageTextRetrieval, ITC warm-up then ITC + ITM with hard negatives, "
                   "+ the auxiliary object-attribute and relation heads on the vision tower.",
         ),
@@ -120,7 +123,7 @@ SPECS: dict[str, ZooSpec] = {
         ZooSpec(
             "shapes-blip-large",
             _LARGE,
-            Recipe(stages=(("itc", 300), ("itm", 3300)), **_SEEING),
+            Recipe(stages=(("itc", 300), ("itm", 2300)), **_SEEING),
             notes="Wider and deeper than shapes-blip-base (about twice its parameters), "
                   "ITC warm-up then ITC + ITM, + the auxiliary object-attribute and relation "
                   "heads on the vision tower (fewer steps than base: a step costs about twice "

@@ -6,10 +6,11 @@ negative that changes one attribute or the relation, sometimes another scene's p
 ``amc`` (matching + contrastive + attention mask consistency on the GradCAM map read where the
 reading rule reads the model it starts from, `qgnb.zoo.reading`). A recipe with an
 ``attribute_weight`` or ``relation_weight`` also trains linear heads that name each object's
-shape and size and each pair's relations from the vision tower (`qgnb.zoo.attributes`); they
-are dropped at save. The model, heads, optimizer and log are saved every ``SAVE_EVERY``
-steps under ``runs/zoo/NAME/``; a rerun resumes from there. The finished checkpoint, its training
-log (CSV) and ``training.json`` go to ``qgnb/zoo/checkpoints/NAME/``.
+shape and size and each pair's relations from the vision tower (`qgnb.zoo.attributes`), and a
+CLIP recipe with a ``layout_weight`` a readout of each object's centre from the image
+embedding; they are dropped at save. The model, heads, optimizer and log are saved every
+``SAVE_EVERY`` steps under ``runs/zoo/NAME/``; a rerun resumes from there. The finished
+checkpoint, its training log (CSV) and ``training.json`` go to ``qgnb/zoo/checkpoints/NAME/``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ SAVE_EVERY = 200
 LOG_EVERY = 25
 TEMPERATURE = 0.07
 RUNS = Path("runs") / "zoo"
-LOSSES = ("itc", "itm", "amc", "attribute", "relation")
+LOSSES = ("itc", "itm", "amc", "attribute", "relation", "layout")
 ACCURACIES = ("itm_accuracy", "shape_accuracy")
 LOG_COLUMNS = ("step", "stage", "learning_rate", *LOSSES, *ACCURACIES, "seconds")
 
@@ -188,6 +189,9 @@ def _clip_losses(model, pixel_values: torch.Tensor, tokens: PhraseTokens, batch:
     negatives = text_features[size:].reshape(-1, size, text_features.shape[1])  # (K, B, D)
     losses = {"itc": itc_loss(image_features, positives, batch.same_text(), TEMPERATURE),
               **_attribute_losses(heads, vision.last_hidden_state, batch, zoo_spec)}
+    if zoo_spec.recipe.layout_weight > 0:
+        losses["layout"] = zoo_spec.recipe.layout_weight * heads.layout_loss(image_features,
+                                                                             batch.metas)
     # Each image also against its own hard negatives (phrases one change away) in one softmax.
     candidates = torch.cat([positives[None], negatives])  # (1 + K, B, D)
     pair_logits = (candidates * image_features[None]).sum(2).t() / TEMPERATURE  # (B, 1 + K)
@@ -215,9 +219,13 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
     model, processor = _initial_model(zoo_spec)
     model.train()
     heads = None
-    if recipe.attribute_weight > 0 or recipe.relation_weight > 0:
+    if recipe.layout_weight > 0 and zoo_spec.architecture.family != "clip":
+        raise ValueError(f"{name}: layout_weight reads CLIP's image embedding; a "
+                         f"{zoo_spec.architecture.family} recipe cannot use it")
+    if recipe.attribute_weight > 0 or recipe.relation_weight > 0 or recipe.layout_weight > 0:
         torch.manual_seed(recipe.seed)
-        heads = AttributeHeads(zoo_spec.architecture.hidden).train()
+        layout_dim = zoo_spec.architecture.embed_dim if recipe.layout_weight > 0 else None
+        heads = AttributeHeads(zoo_spec.architecture.hidden, layout_dim).train()
     trained = [*model.parameters(), *(heads.parameters() if heads is not None else ())]
     optimizer = torch.optim.AdamW(trained, lr=recipe.learning_rate, weight_decay=0.01)
     reading = None
