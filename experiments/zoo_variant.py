@@ -103,11 +103,9 @@ def main() -> None:
         variant = args.name + "".join(f"-{k}{v}" for k, v in sorted(changes.items())
                                       if k != "stages")
         variant += f"-last{args.steps}" if args.steps else ""
-        configs.SPECS[args.name] = replace(zoo_spec, recipe=replace(zoo_spec.recipe, **changes))
-        out_dir = BUILD / variant
-        # The trainer writes to checkpoint_dir(name): point it at the variant's directory.
-        zoo_train.checkpoint_dir = lambda name: out_dir
-        directory = zoo_train.train(args.name, runs=BUILD / "runs" / variant)
+        directory = zoo_train.train(args.name, runs=BUILD / "runs" / variant,
+                                    recipe=replace(zoo_spec.recipe, **changes),
+                                    directory=BUILD / variant)
         model, processor = models.load_checkpoint(directory, zoo_spec.architecture.family)
         training = json.loads((directory / "training.json").read_text())
     torch.set_num_threads(1)

@@ -157,18 +157,14 @@ def test_loaded_explainer_maps_at_image_size():
 
 def _tiny_run(tmp_path, monkeypatch, *, interrupt_at: int | None = None, fresh: bool = False,
               saved: list | None = None):
-    # A 4-step BLIP recipe on 32 scenes, saved every 2 steps, into temporary folders.
+    # A 4-step BLIP recipe on 32 scenes, saved every 2 steps, into temporary folders (the
+    # package's checkpoint of shapes-blip-base is untouched).
     import dataclasses
 
     import qgnb.zoo.train as zoo_train
-    from qgnb.zoo.configs import SPECS
 
-    base = SPECS["shapes-blip-base"]
-    tiny = dataclasses.replace(base, recipe=dataclasses.replace(
-        base.recipe, stages=(("itc", 2), ("itm", 2)), batch_size=8, warmup_steps=1,
-        train_scenes=32))
-    monkeypatch.setitem(SPECS, "shapes-blip-base", tiny)
-    monkeypatch.setattr(zoo_models, "CHECKPOINTS", tmp_path / "checkpoints")
+    recipe = dataclasses.replace(spec("shapes-blip-base").recipe, stages=(("itc", 2), ("itm", 2)),
+                                 batch_size=8, warmup_steps=1, train_scenes=32)
     monkeypatch.setattr(zoo_train, "SAVE_EVERY", 2)
     save_state = zoo_train._save_state
 
@@ -180,7 +176,9 @@ def _tiny_run(tmp_path, monkeypatch, *, interrupt_at: int | None = None, fresh: 
             raise KeyboardInterrupt
 
     monkeypatch.setattr(zoo_train, "_save_state", save_then_maybe_die)
-    directory = zoo_train.train("shapes-blip-base", fresh=fresh, runs=tmp_path / "runs")
+    directory = zoo_train.train("shapes-blip-base", fresh=fresh, runs=tmp_path / "runs",
+                                recipe=recipe, directory=tmp_path / "checkpoint")
+    assert directory == tmp_path / "checkpoint"
     model, _ = zoo_models.load_checkpoint(directory, "blip")
     return model.state_dict()
 
@@ -251,14 +249,12 @@ def test_clip_layout_loss_reads_the_image_embedding_it_scores_phrases_against():
     assert losses["layout"].requires_grad
 
 
-def test_layout_weight_on_a_blip_recipe_is_a_clear_error(monkeypatch):
+def test_layout_weight_on_a_blip_recipe_is_a_clear_error(tmp_path):
     import dataclasses
 
     import qgnb.zoo.train as zoo_train
-    from qgnb.zoo.configs import SPECS
 
-    base = SPECS["shapes-blip-base"]
-    monkeypatch.setitem(SPECS, "shapes-blip-base", dataclasses.replace(
-        base, recipe=dataclasses.replace(base.recipe, layout_weight=1.0)))
+    recipe = dataclasses.replace(spec("shapes-blip-base").recipe, layout_weight=1.0)
     with pytest.raises(ValueError, match="layout_weight reads CLIP"):
-        zoo_train.train("shapes-blip-base", fresh=True)
+        zoo_train.train("shapes-blip-base", fresh=True, recipe=recipe, runs=tmp_path,
+                        directory=tmp_path)

@@ -20,7 +20,7 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from qgnb.explain.base import upsample_to_images
 from qgnb.explain.cross_attention import cross_attention_gradcam
 from qgnb.zoo.attributes import AttributeHeads
 from qgnb.zoo.batches import Batch, ScenePool, draw_batch, scene_pool
-from qgnb.zoo.configs import ZooSpec, spec
+from qgnb.zoo.configs import Recipe, ZooSpec, spec
 from qgnb.zoo.losses import amc_loss, itc_loss, itm_loss
 from qgnb.zoo.models import checkpoint_dir, load_model, new_model, save_checkpoint
 from qgnb.zoo.reading import Reading, stored_reading
@@ -206,14 +206,17 @@ def _initial_model(zoo_spec: ZooSpec):
     return new_model(zoo_spec, seed=zoo_spec.recipe.seed)
 
 
-def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
+def train(name: str, *, fresh: bool = False, runs: Path = RUNS, recipe: Recipe | None = None,
+          directory: Path | None = None) -> Path:
     """Train zoo model ``name`` by its recipe, resuming from ``runs/zoo/NAME`` unless ``fresh``.
 
-    Returns the checkpoint directory it wrote.
+    An experiment passes ``recipe`` (trained instead of the shipped one) and ``directory``
+    (where the checkpoint goes instead of the package's, which stays untouched). Returns the
+    checkpoint directory it wrote.
 
     >>> train("shapes-clip")  # doctest: +SKIP
     """
-    zoo_spec = spec(name)
+    zoo_spec = spec(name) if recipe is None else replace(spec(name), recipe=recipe)
     recipe = zoo_spec.recipe
     torch.set_num_threads(recipe.threads)
     model, processor = _initial_model(zoo_spec)
@@ -284,7 +287,8 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS) -> Path:
             _save_state(state_file, zoo_spec, model, heads, optimizer, step + 1, log,
                         time.perf_counter() - began)
     seconds = time.perf_counter() - began
-    return _write_checkpoint(zoo_spec, model, processor, pool, log, seconds, reading)
+    return _write_checkpoint(zoo_spec, model, processor, pool, log, seconds, reading,
+                             directory or checkpoint_dir(name))
 
 
 def _save_state(state_file: Path, zoo_spec: ZooSpec, model, heads: AttributeHeads | None,
@@ -299,8 +303,7 @@ def _save_state(state_file: Path, zoo_spec: ZooSpec, model, heads: AttributeHead
 
 
 def _write_checkpoint(zoo_spec: ZooSpec, model, processor, pool: ScenePool, log: list,
-                      seconds: float, reading: Reading | None) -> Path:
-    directory = checkpoint_dir(zoo_spec.name)
+                      seconds: float, reading: Reading | None, directory: Path) -> Path:
     model.eval()
     save_checkpoint(model, processor, directory)
     with open(directory / "training_log.csv", "w", newline="") as handle:
