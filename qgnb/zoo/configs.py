@@ -74,6 +74,12 @@ class ZooSpec:
     recipe: Recipe
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        # Checked here, so that a variant built with `dataclasses.replace` fails before training.
+        if self.recipe.layout_weight > 0 and self.architecture.family != "clip":
+            raise ValueError(f"{self.name}: layout_weight reads CLIP's image embedding; a "
+                             f"{self.architecture.family} recipe cannot use it")
+
     @property
     def total_steps(self) -> int:
         return sum(steps for _, steps in self.recipe.stages)

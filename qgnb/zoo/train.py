@@ -222,9 +222,6 @@ def train(name: str, *, fresh: bool = False, runs: Path = RUNS, recipe: Recipe |
     model, processor = _initial_model(zoo_spec)
     model.train()
     heads = None
-    if recipe.layout_weight > 0 and zoo_spec.architecture.family != "clip":
-        raise ValueError(f"{name}: layout_weight reads CLIP's image embedding; a "
-                         f"{zoo_spec.architecture.family} recipe cannot use it")
     if recipe.attribute_weight > 0 or recipe.relation_weight > 0 or recipe.layout_weight > 0:
         torch.manual_seed(recipe.seed)
         layout_dim = zoo_spec.architecture.embed_dim if recipe.layout_weight > 0 else None
