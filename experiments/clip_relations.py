@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import ImageOps
 
 from qgnb.data import shapes
 from qgnb.data.shapes import hard_negatives
 from qgnb.zoo import load_model
+from qgnb.zoo.evaluation import image_embeddings, phrase_embeddings
 
 RESULTS = Path(__file__).resolve().parent / "zoo_variant_results"
 SWAP = {"left of": "right of", "right of": "left of"}
@@ -34,25 +34,16 @@ SWAP = {"left of": "right of", "right of": "left of"}
 @torch.no_grad()
 def probe(model, processor, samples) -> dict:
     """The three measurements above on ``samples`` (each with a left/right phrase)."""
-
-    def images(pictures):
-        pixels = processor(images=pictures, return_tensors="pt")["pixel_values"]
-        return F.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
-
-    def texts(phrases):
-        tokens = processor(text=phrases, padding=True, truncation=True, return_tensors="pt")
-        return F.normalize(model.get_text_features(**tokens).pooler_output, dim=-1)
-
     swapped_cos, attribute_cos, mirror_cos, margin, mirrored_margin = [], [], [], [], []
     for sample in samples:
         relation = sample.meta["relation"][0]
         swapped = sample.phrase.replace(relation, SWAP[relation])
         # Hard negatives that keep the relation: they change an attribute of the target.
         changed = [n for n in hard_negatives(sample.meta) if relation in n][:3]
-        text = texts([sample.phrase, swapped, *changed])
+        text = phrase_embeddings(model, processor, [sample.phrase, swapped, *changed])
         swapped_cos.append(float(text[0] @ text[1]))
         attribute_cos += [float(text[0] @ t) for t in text[2:]]
-        image = images([sample.image, ImageOps.mirror(sample.image)])
+        image = image_embeddings(model, processor, [sample.image, ImageOps.mirror(sample.image)])
         mirror_cos.append(float(image[0] @ image[1]))
         margin.append(float(image[0] @ text[0] - image[0] @ text[1]))
         mirrored_margin.append(float(image[1] @ text[0] - image[1] @ text[1]))

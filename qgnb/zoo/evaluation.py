@@ -91,19 +91,34 @@ def retrieval_accuracy(model, processor, samples: Sequence[Sample]) -> float:
 
 
 @torch.no_grad()
+def image_embeddings(model, processor, images) -> torch.Tensor:
+    """A CLIP model's L2-normalised embeddings of ``images``, (N, D).
+
+    >>> from qgnb.zoo import load_model  # doctest: +SKIP
+    """
+    pixels = processor(images=list(images), return_tensors="pt")["pixel_values"]
+    return F.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+
+
+@torch.no_grad()
+def phrase_embeddings(model, processor, phrases: Sequence[str]) -> torch.Tensor:
+    """A CLIP model's L2-normalised embeddings of ``phrases``, (N, D).
+
+    >>> from qgnb.zoo import load_model  # doctest: +SKIP
+    """
+    tokens = processor(text=list(phrases), padding=True, truncation=True, return_tensors="pt")
+    return F.normalize(model.get_text_features(input_ids=tokens["input_ids"],
+                                               attention_mask=tokens["attention_mask"])
+                       .pooler_output, dim=-1)
+
+
 def phrase_similarities(model, processor, image, phrases: Sequence[str]) -> torch.Tensor:
     """Cosine similarity of a CLIP model's embedding of ``image`` to each of ``phrases``.
 
     >>> from qgnb.zoo import load_model  # doctest: +SKIP
     """
-    inputs = processor(images=[image], text=list(phrases), padding=True, truncation=True,
-                       return_tensors="pt")
-    image_features = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"])
-                                 .pooler_output, dim=-1)
-    texts = F.normalize(model.get_text_features(input_ids=inputs["input_ids"],
-                                                attention_mask=inputs["attention_mask"])
-                        .pooler_output, dim=-1)
-    return texts @ image_features[0]
+    return phrase_embeddings(model, processor, phrases) @ image_embeddings(
+        model, processor, [image])[0]
 
 
 def heldout_score(model, processor, family: str, samples: Sequence[Sample]) -> float:
